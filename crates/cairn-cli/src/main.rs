@@ -1,0 +1,52 @@
+//! The `cairn` binary: parses arguments, starts logging, runs one command, maps errors to exit codes.
+
+mod quickstart;
+mod repo_cmd;
+mod time;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cairn", version, about = "Deliver immutable operating systems to fleets of machines")]
+struct Cli {
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The OSTree-format store: commit trees, inspect, check out, verify, prune.
+    Repo(repo_cmd::RepoArgs),
+    /// Run cairn's main job end to end on embedded defaults, in a temporary directory.
+    Quickstart(quickstart::QuickstartArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let default_level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::env::var_os("NO_COLOR").is_none())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .init();
+    let result = match cli.command {
+        Command::Repo(args) => repo_cmd::run(args),
+        Command::Quickstart(args) => quickstart::run(args),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! cairn's store: a content-addressed store of OS trees in OSTree's repository format.
+//!
+//! A repository written here is one `ostree` reads, and the reverse. See ARCHITECTURE.md
+//! for the map; `repo` is the entry point.
+
+pub mod checkout;
+pub mod commit;
+pub mod diff;
+mod fault;
+pub mod fsck;
+pub mod gvariant;
+mod lock;
+pub mod object;
+pub mod prune;
+pub mod repo;
+pub mod summary;
+pub mod xattr;
+
+pub use object::{Checksum, ObjectType};
+pub use repo::{Error, Repo, RepoMode};
