@@ -238,7 +238,14 @@ pub fn run(args: RepoArgs) -> Result<i32> {
             let repo = open_repo(&args.repo)?;
             let a = repo.resolve_rev(&from)?;
             let b = repo.resolve_rev(&to)?;
-            for change in cairn_store::diff::diff_commits(&repo, &a, &b)? {
+            let mut changes = cairn_store::diff::diff_commits(&repo, &a, &b)?;
+            // ostree prints modified, then removed, then added paths.
+            changes.sort_by_key(|c| match c {
+                cairn_store::diff::Change::Modified(_) => 0,
+                cairn_store::diff::Change::Removed(_) => 1,
+                cairn_store::diff::Change::Added(_) => 2,
+            });
+            for change in changes {
                 writeln!(out, "{}    {}", change.letter(), change.path())?;
             }
         }

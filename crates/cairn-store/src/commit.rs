@@ -147,7 +147,14 @@ impl<'r> Transaction<'r> {
                 let is_link = meta.mode & S_IFMT == S_IFLNK;
                 let disk_mode = if is_link { 0o644 } else { (meta.mode & 0o775) | 0o400 };
                 let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(disk_mode).open(&path).at(&path)?;
-                f.write_all(if is_link { symlink_target.as_bytes() } else { data }).at(&path)?;
+                if is_link {
+                    // The target and a NUL byte, byte for byte as ostree writes it.
+                    let mut target = symlink_target.as_bytes().to_vec();
+                    target.push(0);
+                    f.write_all(&target).at(&path)?;
+                } else {
+                    f.write_all(data).at(&path)?;
+                }
                 rustix::fs::fchmod(&f, rustix::fs::Mode::from_raw_mode(disk_mode)).map_err(io::Error::from).at(&path)?;
                 if self.repo.mode() == RepoMode::BareUser {
                     let value = object::bare_user_meta_bytes(meta);
@@ -185,7 +192,16 @@ impl<'r> Transaction<'r> {
     /// Makes every staged object durable and visible: sync, rename into `objects/`, sync.
     pub(crate) fn publish(self) -> Result<()> {
         self.repo.sync()?;
-        let staged: Vec<(Checksum, ObjectType)> = self.staged.lock().expect("staging set poisoned").drain().collect();
+        let mut staged: Vec<(Checksum, ObjectType)> = self.staged.lock().expect("staging set poisoned").drain().collect();
+        // Content and trees before the commit that names them: `ostree fsck` checks every
+        // commit object present, so a commit must never be visible before its tree.
+        staged.sort_by_key(|(_, kind)| match kind {
+            ObjectType::File => 0,
+            ObjectType::DirMeta => 1,
+            ObjectType::DirTree => 2,
+            ObjectType::Commit => 3,
+            ObjectType::CommitMeta => 4,
+        });
         let objects = self.repo.path().join("objects");
         let mut made_dirs = HashSet::new();
         for (checksum, kind) in &staged {

@@ -407,7 +407,8 @@ impl DirTree {
 /// A commit object, `(a{sv}aya(say)sstayay)`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Commit {
-    /// Commit metadata as (key, value inside the variant), sorted by key when written.
+    /// Commit metadata as (key, value inside the variant), in the order written
+    /// (ostree keeps the order of its command line, then adds `ostree.ref-binding`).
     pub metadata: Vec<(String, Value)>,
     pub parent: Option<Checksum>,
     pub subject: String,
@@ -420,10 +421,8 @@ pub struct Commit {
 
 impl Commit {
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut meta = self.metadata.clone();
-        meta.sort_by(|a, b| a.0.cmp(&b.0));
         Value::Struct(vec![
-            metadata_dict(&meta),
+            metadata_dict(&self.metadata),
             Value::Bytes(self.parent.map(|p| p.0.to_vec()).unwrap_or_default()),
             Value::Array(Type::parse("(say)").expect("static type"), vec![]),
             Value::Str(self.subject.clone()),

@@ -118,19 +118,17 @@ pub struct Repo {
     mode: RepoMode,
 }
 
-/// Checks a ref name as OSTree does: `/`-separated non-empty components of
-/// letters, digits, `_`, `-`, `.`, with no `.` or `..` component.
+/// Checks a ref name as OSTree does: `/`-separated components, each starting with a
+/// letter, digit or `_` and going on with letters, digits, `_`, `-` or `.`.
 pub fn validate_ref_name(name: &str) -> Result<()> {
     let bad = |why| Err(Error::BadRefName { name: name.to_owned(), why });
     if name.is_empty() {
         return bad("empty");
     }
     for component in name.split('/') {
-        if component.is_empty() {
-            return bad("empty path component");
-        }
-        if component == "." || component == ".." {
-            return bad("`.` or `..` component");
+        let Some(first) = component.bytes().next() else { return bad("empty path component") };
+        if !(first.is_ascii_alphanumeric() || first == b'_') {
+            return bad("each component must start with a letter, digit or `_`");
         }
         if !component.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
             return bad("only letters, digits, `_`, `-`, `.` and `/` are allowed");
@@ -244,7 +242,11 @@ impl Repo {
                 let stat = fs::symlink_metadata(&path).map_err(missing)?;
                 let meta = self.bare_user_meta(checksum, &path, &stat)?;
                 if meta.mode & S_IFMT == S_IFLNK {
-                    let target = fs::read(&path).map_err(missing)?;
+                    // ostree stores the target followed by a NUL byte.
+                    let mut target = fs::read(&path).map_err(missing)?;
+                    if target.last() == Some(&0) {
+                        target.pop();
+                    }
                     let target = String::from_utf8(target).map_err(|_| Error::Corrupt {
                         checksum: *checksum,
                         kind: ObjectType::File,

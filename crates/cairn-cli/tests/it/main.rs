@@ -1,0 +1,6 @@
+//! cairn's integration tests: the real binary against the real `ostree`.
+
+mod crash;
+mod hostile;
+mod interop;
+mod support;
