@@ -19,10 +19,10 @@ fn commit_killed_at_every_write_point_leaves_a_clean_repo() {
         let points = ["object:1", "object:3", "object:7", "commit:1", "publish:1", "publish:5", "publish:9", "ref:1"];
         for (i, point) in points.iter().enumerate() {
             // Every round changes the tree, so there are new objects to write.
-            fs::write(tree.join("usr/bin/tool"), format!("#!/bin/sh\necho round {i}\n")).unwrap();
+            fs::write(tree.join("usr/bin/tool"), format!("#!/bin/sh\necho {mode} round {i}\n")).unwrap();
             // Ten new content objects and new dirtrees each round: every point below is reached.
             for j in 0..10 {
-                fs::write(tree.join(format!("etc/new-{i}-{j}")), format!("new file {i} {j}\n")).unwrap();
+                fs::write(tree.join(format!("etc/new-{i}-{j}")), format!("new file {mode} {i} {j}\n")).unwrap();
             }
             fs::create_dir_all(tree.join(format!("var/dir-{i}"))).unwrap();
             let before = cairn_ok(&["repo", "rev-parse", "--repo", r, "main"]).trim().to_owned();
