@@ -160,12 +160,17 @@ struct CheckoutArgs {
 }
 
 fn open_repo(path: &Option<PathBuf>) -> Result<Repo> {
-    let path = path.as_ref().context("no repository given: pass --repo PATH")?;
+    let path = path
+        .as_ref()
+        .context("no repository given: pass --repo PATH")?;
     Ok(Repo::open(path)?)
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 pub fn run(args: RepoArgs) -> Result<i32> {
@@ -173,9 +178,13 @@ pub fn run(args: RepoArgs) -> Result<i32> {
     let mut out = out.lock();
     match args.verb {
         Verb::Init { mode } => {
-            let path = args.repo.as_ref().context("no repository given: pass --repo PATH")?;
+            let path = args
+                .repo
+                .as_ref()
+                .context("no repository given: pass --repo PATH")?;
             let mode: RepoMode = mode.parse()?;
-            Repo::init(path, mode).with_context(|| format!("initialise repository {}", path.display()))?;
+            Repo::init(path, mode)
+                .with_context(|| format!("initialise repository {}", path.display()))?;
         }
         Verb::Commit(c) => {
             let repo = open_repo(&args.repo)?;
@@ -209,10 +218,18 @@ pub fn run(args: RepoArgs) -> Result<i32> {
                 }
             }
         }
-        Verb::Ls { recursive, rev, paths } => {
+        Verb::Ls {
+            recursive,
+            rev,
+            paths,
+        } => {
             let repo = open_repo(&args.repo)?;
             let checksum = repo.resolve_rev(&rev)?;
-            let paths = if paths.is_empty() { vec!["/".to_owned()] } else { paths };
+            let paths = if paths.is_empty() {
+                vec!["/".to_owned()]
+            } else {
+                paths
+            };
             for path in paths {
                 let clean = normalize(&path);
                 let entry = repo.lookup_path(&checksum, &clean)?;
@@ -227,7 +244,10 @@ pub fn run(args: RepoArgs) -> Result<i32> {
                 Entry::File(f) => {
                     let content = repo.read_content(&f, true)?;
                     if content.is_symlink() {
-                        bail!("{clean} in {rev} is a symlink to {:?}, not a file", content.symlink_target);
+                        bail!(
+                            "{clean} in {rev} is a symlink to {:?}, not a file",
+                            content.symlink_target
+                        );
                     }
                     out.write_all(&content.data)?;
                 }
@@ -249,10 +269,16 @@ pub fn run(args: RepoArgs) -> Result<i32> {
                 writeln!(out, "{}    {}", change.letter(), change.path())?;
             }
         }
-        Verb::Refs { create, delete, refs } => {
+        Verb::Refs {
+            create,
+            delete,
+            refs,
+        } => {
             let repo = open_repo(&args.repo)?;
             if let Some(name) = create {
-                let [rev] = refs.as_slice() else { bail!("refs --create NAME needs exactly one revision to point at") };
+                let [rev] = refs.as_slice() else {
+                    bail!("refs --create NAME needs exactly one revision to point at")
+                };
                 if repo.read_ref(&name)?.is_some() {
                     bail!("ref {name:?} already exists");
                 }
@@ -295,7 +321,13 @@ pub fn run(args: RepoArgs) -> Result<i32> {
             };
             let stats = cairn_store::checkout::checkout(&repo, &checksum, &c.dest, &options)
                 .with_context(|| format!("check out {} into {}", c.rev, c.dest.display()))?;
-            tracing::info!(files = stats.files, dirs = stats.dirs, hardlinked = stats.hardlinked, copied = stats.copied, "checked out");
+            tracing::info!(
+                files = stats.files,
+                dirs = stats.dirs,
+                hardlinked = stats.hardlinked,
+                copied = stats.copied,
+                "checked out"
+            );
         }
         Verb::Fsck { json } => {
             let repo = open_repo(&args.repo)?;
@@ -324,12 +356,22 @@ pub fn run(args: RepoArgs) -> Result<i32> {
                 return Ok(1);
             }
         }
-        Verb::Prune { refs_only, depth, keep_younger_than, dry_run } => {
+        Verb::Prune {
+            refs_only,
+            depth,
+            keep_younger_than,
+            dry_run,
+        } => {
             let repo = open_repo(&args.repo)?;
             let keep_younger_than = keep_younger_than
                 .map(|t| time::parse_timestamp(&t, now()).map_err(anyhow::Error::msg))
                 .transpose()?;
-            let options = PruneOptions { refs_only, depth: u64::try_from(depth).ok(), keep_younger_than, dry_run };
+            let options = PruneOptions {
+                refs_only,
+                depth: u64::try_from(depth).ok(),
+                keep_younger_than,
+                dry_run,
+            };
             let report = cairn_store::prune::prune(&repo, &options)?;
             if dry_run {
                 for (c, kind) in &report.deleted {
@@ -362,7 +404,10 @@ pub fn run(args: RepoArgs) -> Result<i32> {
 }
 
 fn normalize(path: &str) -> String {
-    let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
     format!("/{}", parts.join("/"))
 }
 
@@ -375,17 +420,25 @@ fn commit(repo: &Repo, c: CommitArgs) -> Result<Checksum> {
         }
     }
     dirs.extend(c.dir.clone());
-    let [dir] = dirs.as_slice() else { bail!("give exactly one directory to commit (DIR or --tree=dir=DIR)") };
+    let [dir] = dirs.as_slice() else {
+        bail!("give exactly one directory to commit (DIR or --tree=dir=DIR)")
+    };
     if c.branch.is_none() && !c.orphan {
         bail!("a branch is required: pass -b/--branch NAME (or --orphan for a commit without one)");
     }
     let mut metadata = Vec::new();
     for kv in &c.metadata {
-        let (k, v) = kv.split_once('=').with_context(|| format!("--add-metadata-string {kv:?}: expected KEY=VALUE"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--add-metadata-string {kv:?}: expected KEY=VALUE"))?;
         metadata.retain(|(key, _): &(String, Value)| key != k);
         metadata.push((k.to_owned(), Value::Str(v.to_owned())));
     }
-    let timestamp = c.timestamp.as_deref().map(|t| time::parse_timestamp(t, now()).map_err(anyhow::Error::msg)).transpose()?;
+    let timestamp = c
+        .timestamp
+        .as_deref()
+        .map(|t| time::parse_timestamp(t, now()).map_err(anyhow::Error::msg))
+        .transpose()?;
     let options = CommitOptions {
         branch: c.branch,
         subject: c.subject,
@@ -399,8 +452,8 @@ fn commit(repo: &Repo, c: CommitArgs) -> Result<Checksum> {
         compression_level: c.compression_level,
     };
     let started = std::time::Instant::now();
-    let (checksum, stats) =
-        cairn_store::commit::commit_directory(repo, dir, &options).with_context(|| format!("commit {}", dir.display()))?;
+    let (checksum, stats) = cairn_store::commit::commit_directory(repo, dir, &options)
+        .with_context(|| format!("commit {}", dir.display()))?;
     if c.stats {
         eprintln!(
             "files: {}, dirs: {}, new objects: {}, unchanged (cached): {}, bytes read: {}, {:.2}s",
@@ -415,7 +468,11 @@ fn commit(repo: &Repo, c: CommitArgs) -> Result<Checksum> {
     Ok(checksum)
 }
 
-fn print_commit(out: &mut impl Write, checksum: &Checksum, c: &cairn_store::object::Commit) -> Result<()> {
+fn print_commit(
+    out: &mut impl Write,
+    checksum: &Checksum,
+    c: &cairn_store::object::Commit,
+) -> Result<()> {
     writeln!(out, "commit {checksum}")?;
     if let Some(p) = &c.parent {
         writeln!(out, "Parent:  {p}")?;
@@ -439,21 +496,55 @@ fn print_commit(out: &mut impl Write, checksum: &Checksum, c: &cairn_store::obje
     Ok(())
 }
 
-fn ls_entry(repo: &Repo, out: &mut impl Write, path: &str, entry: &Entry, recursive: bool, top: bool) -> Result<()> {
+fn ls_entry(
+    repo: &Repo,
+    out: &mut impl Write,
+    path: &str,
+    entry: &Entry,
+    recursive: bool,
+    top: bool,
+) -> Result<()> {
     match entry {
         Entry::File(f) => {
             let (meta, target, size) = repo.read_content_meta(f)?;
-            let kind = if meta.mode & S_IFMT == S_IFLNK { 'l' } else { '-' };
-            let suffix = if target.is_empty() { String::new() } else { format!(" -> {target}") };
-            writeln!(out, "{kind}0{:04o} {} {} {size:>6} {path}{suffix}", meta.mode & 0o7777, meta.uid, meta.gid)?;
+            let kind = if meta.mode & S_IFMT == S_IFLNK {
+                'l'
+            } else {
+                '-'
+            };
+            let suffix = if target.is_empty() {
+                String::new()
+            } else {
+                format!(" -> {target}")
+            };
+            writeln!(
+                out,
+                "{kind}0{:04o} {} {} {size:>6} {path}{suffix}",
+                meta.mode & 0o7777,
+                meta.uid,
+                meta.gid
+            )?;
         }
         Entry::Dir { tree, meta } => {
             let m = repo.read_dirmeta(meta)?;
             debug_assert_eq!(m.mode & S_IFMT, S_IFDIR);
-            writeln!(out, "d0{:04o} {} {} {:>6} {path}", m.mode & 0o7777, m.uid, m.gid, 0)?;
+            writeln!(
+                out,
+                "d0{:04o} {} {} {:>6} {path}",
+                m.mode & 0o7777,
+                m.uid,
+                m.gid,
+                0
+            )?;
             if top || recursive {
                 let t = repo.read_dirtree(tree)?;
-                let join = |name: &str| if path == "/" { format!("/{name}") } else { format!("{path}/{name}") };
+                let join = |name: &str| {
+                    if path == "/" {
+                        format!("/{name}")
+                    } else {
+                        format!("{path}/{name}")
+                    }
+                };
                 for (name, c) in &t.files {
                     ls_entry(repo, out, &join(name), &Entry::File(*c), recursive, false)?;
                 }
@@ -463,7 +554,15 @@ fn ls_entry(repo: &Repo, out: &mut impl Write, path: &str, entry: &Entry, recurs
                         ls_entry(repo, out, &join(name), &child, recursive, false)?;
                     } else {
                         let dm = repo.read_dirmeta(m)?;
-                        writeln!(out, "d0{:04o} {} {} {:>6} {}", dm.mode & 0o7777, dm.uid, dm.gid, 0, join(name))?;
+                        writeln!(
+                            out,
+                            "d0{:04o} {} {} {:>6} {}",
+                            dm.mode & 0o7777,
+                            dm.uid,
+                            dm.gid,
+                            0,
+                            join(name)
+                        )?;
                     }
                 }
             }
@@ -501,7 +600,11 @@ impl CommitJson {
             root_dirtree: c.root_tree.to_hex(),
             root_dirmeta: c.root_meta.to_hex(),
             content_checksum: c.content_checksum().to_hex(),
-            metadata: c.metadata.iter().map(|(k, v)| (k.clone(), value_json(v))).collect(),
+            metadata: c
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), value_json(v)))
+                .collect(),
         }
     }
 }
@@ -521,7 +624,10 @@ fn value_json(v: &Value) -> serde_json::Value {
         Value::Bytes(b) => hex_string(b).into(),
         Value::Array(_, items) | Value::Struct(items) => items.iter().map(value_json).collect(),
         Value::Variant(inner) => value_json(inner),
-        Value::Maybe(_, inner) => inner.as_ref().map(|i| value_json(i)).unwrap_or(serde_json::Value::Null),
+        Value::Maybe(_, inner) => inner
+            .as_ref()
+            .map(|i| value_json(i))
+            .unwrap_or(serde_json::Value::Null),
         Value::DictEntry(k, v) => serde_json::Value::Array(vec![value_json(k), value_json(v)]),
     }
 }

@@ -29,7 +29,12 @@ pub fn format_utc(secs: u64) -> String {
     let secs = secs as i64;
     let (y, m, d) = civil_from_days(secs.div_euclid(86400));
     let rem = secs.rem_euclid(86400);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} +0000", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} +0000",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// `2020-01-01T00:00:00Z` (RFC 3339).
@@ -40,7 +45,9 @@ pub fn format_rfc3339(secs: u64) -> String {
 
 /// Parses `YYYY-MM-DD[T ]HH:MM:SS[Z|±HH:MM]`, `@EPOCH`, or `N {seconds,minutes,hours,days,weeks} ago`.
 pub fn parse_timestamp(text: &str, now: u64) -> Result<u64, String> {
-    let bad = || format!("invalid timestamp {text:?}: expected e.g. 2024-05-01T12:00:00Z, @1714564800 or \"3 days ago\"");
+    let bad = || {
+        format!("invalid timestamp {text:?}: expected e.g. 2024-05-01T12:00:00Z, @1714564800 or \"3 days ago\"")
+    };
     let t = text.trim();
     if let Some(epoch) = t.strip_prefix('@') {
         return epoch.parse().map_err(|_| bad());
@@ -59,11 +66,26 @@ pub fn parse_timestamp(text: &str, now: u64) -> Result<u64, String> {
         return Ok(now.saturating_sub(n * unit_secs));
     }
     let b = t.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return Err(bad());
     }
-    let num = |r: std::ops::Range<usize>| -> Result<i64, String> { t.get(r).and_then(|s| s.parse().ok()).ok_or_else(bad) };
-    let (y, mo, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let num = |r: std::ops::Range<usize>| -> Result<i64, String> {
+        t.get(r).and_then(|s| s.parse().ok()).ok_or_else(bad)
+    };
+    let (y, mo, d, h, mi, s) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
         return Err(bad());
     }
@@ -98,10 +120,19 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        assert_eq!(parse_timestamp("2020-01-01T00:00:00Z", 0).unwrap(), 1_577_836_800);
-        assert_eq!(parse_timestamp("2020-01-01T02:00:00+02:00", 0).unwrap(), 1_577_836_800);
+        assert_eq!(
+            parse_timestamp("2020-01-01T00:00:00Z", 0).unwrap(),
+            1_577_836_800
+        );
+        assert_eq!(
+            parse_timestamp("2020-01-01T02:00:00+02:00", 0).unwrap(),
+            1_577_836_800
+        );
         assert_eq!(format_utc(1_577_836_800), "2020-01-01 00:00:00 +0000");
-        assert_eq!(parse_timestamp("2 days ago", 200_000).unwrap(), 200_000 - 172_800);
+        assert_eq!(
+            parse_timestamp("2 days ago", 200_000).unwrap(),
+            200_000 - 172_800
+        );
         assert!(parse_timestamp("yesterday-ish", 0).is_err());
         assert_eq!(format_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }

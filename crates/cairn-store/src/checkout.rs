@@ -59,14 +59,23 @@ struct PlanDir {
 }
 
 fn io_err(path: &Path) -> impl Fn(rustix::io::Errno) -> Error + '_ {
-    move |e| Error::Io { path: path.to_owned(), source: io::Error::from(e) }
+    move |e| Error::Io {
+        path: path.to_owned(),
+        source: io::Error::from(e),
+    }
 }
 
 /// Opens a directory below `root` without following any symlink.
 fn open_beneath(root: &OwnedFd, rel: &str, dest: &Path) -> Result<OwnedFd> {
     let path = if rel.is_empty() { "." } else { rel };
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
-    match rustix::fs::openat2(root, path, flags, Mode::empty(), ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS) {
+    match rustix::fs::openat2(
+        root,
+        path,
+        flags,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+    ) {
         Err(rustix::io::Errno::NOSYS) => rustix::fs::openat(root, path, flags, Mode::empty()),
         other => other,
     }
@@ -74,24 +83,52 @@ fn open_beneath(root: &OwnedFd, rel: &str, dest: &Path) -> Result<OwnedFd> {
 }
 
 /// Checks `commit` out into `dest`, which must not exist unless `options.union` is set.
-pub fn checkout(repo: &Repo, commit: &Checksum, dest: &Path, options: &CheckoutOptions) -> Result<CheckoutStats> {
+pub fn checkout(
+    repo: &Repo,
+    commit: &Checksum,
+    dest: &Path,
+    options: &CheckoutOptions,
+) -> Result<CheckoutStats> {
     let subpath = options.subpath.as_deref().unwrap_or("/");
     let (tree, meta) = match repo.lookup_path(commit, subpath)? {
         Entry::Dir { tree, meta } => (tree, meta),
-        Entry::File(_) => return Err(Error::Unsupported(format!("subpath {subpath:?} is a file; only directories can be checked out"))),
+        Entry::File(_) => {
+            return Err(Error::Unsupported(format!(
+                "subpath {subpath:?} is a file; only directories can be checked out"
+            )))
+        }
     };
     let mut plan = Vec::new();
     plan_tree(repo, &tree, &meta, String::new(), &mut plan)?;
 
     match fs::symlink_metadata(dest) {
         Ok(st) if options.union && st.is_dir() => {}
-        Ok(_) if options.union => return Err(Error::Invalid(format!("{}: exists and is not a directory", dest.display()))),
-        Ok(_) => return Err(Error::Invalid(format!("{}: destination already exists (use --union to merge into it)", dest.display()))),
+        Ok(_) if options.union => {
+            return Err(Error::Invalid(format!(
+                "{}: exists and is not a directory",
+                dest.display()
+            )))
+        }
+        Ok(_) => {
+            return Err(Error::Invalid(format!(
+                "{}: destination already exists (use --union to merge into it)",
+                dest.display()
+            )))
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir(dest).at(dest)?,
-        Err(e) => return Err(Error::Io { path: dest.to_owned(), source: e }),
+        Err(e) => {
+            return Err(Error::Io {
+                path: dest.to_owned(),
+                source: e,
+            })
+        }
     }
-    let root = rustix::fs::open(dest, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty())
-        .map_err(io_err(dest))?;
+    let root = rustix::fs::open(
+        dest,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )
+    .map_err(io_err(dest))?;
 
     // Pass 1: directories, parents first, writable by us until pass 3.
     for dir in plan.iter().skip(1) {
@@ -101,9 +138,15 @@ pub fn checkout(repo: &Repo, commit: &Checksum, dest: &Path, options: &CheckoutO
     }
 
     let objects_path = repo.path().join("objects");
-    let objects = rustix::fs::open(&objects_path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(io_err(&objects_path))?;
-    let same_fs = rustix::fs::fstat(&objects).map_err(io_err(&objects_path))?.st_dev
+    let objects = rustix::fs::open(
+        &objects_path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io_err(&objects_path))?;
+    let same_fs = rustix::fs::fstat(&objects)
+        .map_err(io_err(&objects_path))?
+        .st_dev
         == rustix::fs::fstat(&root).map_err(io_err(dest))?.st_dev;
     let can_link = options.hardlinks != HardlinkMode::Never
         && match repo.mode() {
@@ -116,11 +159,22 @@ pub fn checkout(repo: &Repo, commit: &Checksum, dest: &Path, options: &CheckoutO
         return Err(Error::Unsupported(format!(
             "cannot hardlink from a {} repository{} into {}",
             repo.mode().cli_name(),
-            if same_fs { " in this checkout mode" } else { " on another filesystem" },
+            if same_fs {
+                " in this checkout mode"
+            } else {
+                " on another filesystem"
+            },
             dest.display()
         )));
     }
-    let ctx = FileContext { repo, objects, options, link: can_link && same_fs, hardlinked: AtomicU64::new(0), copied: AtomicU64::new(0) };
+    let ctx = FileContext {
+        repo,
+        objects,
+        options,
+        link: can_link && same_fs,
+        hardlinked: AtomicU64::new(0),
+        copied: AtomicU64::new(0),
+    };
 
     // Pass 2: files, one directory per task.
     plan.par_iter().try_for_each(|dir| -> Result<()> {
@@ -136,15 +190,26 @@ pub fn checkout(repo: &Repo, commit: &Checksum, dest: &Path, options: &CheckoutO
         let path = dest.join(&dir.rel);
         let dirfd = open_beneath(&root, &dir.rel, dest)?;
         if !options.user_mode {
-            rustix::fs::fchown(&dirfd, Some(rustix::fs::Uid::from_raw(dir.meta.uid)), Some(rustix::fs::Gid::from_raw(dir.meta.gid)))
-                .map_err(io_err(&path))?;
+            rustix::fs::fchown(
+                &dirfd,
+                Some(rustix::fs::Uid::from_raw(dir.meta.uid)),
+                Some(rustix::fs::Gid::from_raw(dir.meta.gid)),
+            )
+            .map_err(io_err(&path))?;
             xattr::set_all_fd(&dirfd, &dir.meta.xattrs).at(&path)?;
         }
         let mask = if options.user_mode { 0o1777 } else { 0o7777 };
-        rustix::fs::fchmod(&dirfd, Mode::from_raw_mode(dir.meta.mode & mask)).map_err(io_err(&path))?;
+        rustix::fs::fchmod(&dirfd, Mode::from_raw_mode(dir.meta.mode & mask))
+            .map_err(io_err(&path))?;
         let zero = rustix::fs::Timestamps {
-            last_access: rustix::fs::Timespec { tv_sec: 0, tv_nsec: 0 },
-            last_modification: rustix::fs::Timespec { tv_sec: 0, tv_nsec: 0 },
+            last_access: rustix::fs::Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
         };
         rustix::fs::futimens(&dirfd, &zero).map_err(io_err(&path))?;
     }
@@ -157,12 +222,26 @@ pub fn checkout(repo: &Repo, commit: &Checksum, dest: &Path, options: &CheckoutO
     })
 }
 
-fn plan_tree(repo: &Repo, tree: &Checksum, meta: &Checksum, rel: String, out: &mut Vec<PlanDir>) -> Result<()> {
+fn plan_tree(
+    repo: &Repo,
+    tree: &Checksum,
+    meta: &Checksum,
+    rel: String,
+    out: &mut Vec<PlanDir>,
+) -> Result<()> {
     let dirtree = repo.read_dirtree(tree)?;
     let dirmeta = repo.read_dirmeta(meta)?;
-    out.push(PlanDir { rel: rel.clone(), meta: dirmeta, files: dirtree.files });
+    out.push(PlanDir {
+        rel: rel.clone(),
+        meta: dirmeta,
+        files: dirtree.files,
+    });
     for (name, t, m) in dirtree.dirs {
-        let child = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+        let child = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
         plan_tree(repo, &t, &m, child, out)?;
     }
     Ok(())
@@ -172,10 +251,16 @@ fn make_dir(parent: &OwnedFd, name: &str, union: bool, path: &Path) -> Result<()
     match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
         Ok(()) => Ok(()),
         Err(rustix::io::Errno::EXIST) if union => {
-            let st = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW).map_err(io_err(path))?;
+            let st = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(io_err(path))?;
             if st.st_mode & S_IFMT == 0o040000 {
-                rustix::fs::chmodat(parent, name, Mode::from_raw_mode((st.st_mode | 0o700) & 0o7777), AtFlags::empty())
-                    .map_err(io_err(path))?;
+                rustix::fs::chmodat(
+                    parent,
+                    name,
+                    Mode::from_raw_mode((st.st_mode | 0o700) & 0o7777),
+                    AtFlags::empty(),
+                )
+                .map_err(io_err(path))?;
                 return Ok(());
             }
             // A file or symlink where the tree has a directory: replace it, never follow it.
@@ -196,7 +281,13 @@ struct FileContext<'a> {
 }
 
 impl FileContext<'_> {
-    fn place_file(&self, dir: &OwnedFd, name: &str, checksum: &Checksum, path: &Path) -> Result<()> {
+    fn place_file(
+        &self,
+        dir: &OwnedFd,
+        name: &str,
+        checksum: &Checksum,
+        path: &Path,
+    ) -> Result<()> {
         if self.link {
             let is_link_object = match self.repo.mode() {
                 RepoMode::Bare => false,
@@ -210,10 +301,17 @@ impl FileContext<'_> {
                     self.repo.read_content(checksum, true)?;
                 }
                 let rel = self.repo.object_relpath(checksum, ObjectType::File);
-                let mut result = rustix::fs::linkat(&self.objects, rel.as_str(), dir, name, AtFlags::empty());
+                let mut result =
+                    rustix::fs::linkat(&self.objects, rel.as_str(), dir, name, AtFlags::empty());
                 if result == Err(rustix::io::Errno::EXIST) && self.options.union {
                     remove_existing(dir, name, path)?;
-                    result = rustix::fs::linkat(&self.objects, rel.as_str(), dir, name, AtFlags::empty());
+                    result = rustix::fs::linkat(
+                        &self.objects,
+                        rel.as_str(),
+                        dir,
+                        name,
+                        AtFlags::empty(),
+                    );
                 }
                 match result {
                     Ok(()) => {
@@ -221,15 +319,21 @@ impl FileContext<'_> {
                         return Ok(());
                     }
                     Err(rustix::io::Errno::NOENT) => {
-                        return Err(Error::MissingObject { checksum: *checksum, kind: ObjectType::File });
+                        return Err(Error::MissingObject {
+                            checksum: *checksum,
+                            kind: ObjectType::File,
+                        });
                     }
                     // Too many links on one inode, or a cross-device link: copy instead.
-                    Err(rustix::io::Errno::MLINK | rustix::io::Errno::XDEV) if self.options.hardlinks != HardlinkMode::Require => {}
+                    Err(rustix::io::Errno::MLINK | rustix::io::Errno::XDEV)
+                        if self.options.hardlinks != HardlinkMode::Require => {}
                     Err(e) => return Err(io_err(path)(e)),
                 }
             }
         }
-        let content = self.repo.read_content(checksum, self.options.verify || !self.link)?;
+        let content = self
+            .repo
+            .read_content(checksum, self.options.verify || !self.link)?;
         self.copied.fetch_add(1, Ordering::Relaxed);
         let user = self.options.user_mode;
         if content.is_symlink() {
@@ -251,7 +355,8 @@ impl FileContext<'_> {
             }
             return Ok(());
         }
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let mut result = rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o600));
         if matches!(result, Err(rustix::io::Errno::EXIST)) && self.options.union {
             remove_existing(dir, name, path)?;
@@ -270,7 +375,8 @@ impl FileContext<'_> {
             xattr::set_all_fd(&file, &content.meta.xattrs).at(path)?;
         }
         let mask = if user { 0o1777 } else { 0o7777 };
-        rustix::fs::fchmod(file.as_fd(), Mode::from_raw_mode(content.meta.mode & mask)).map_err(io_err(path))?;
+        rustix::fs::fchmod(file.as_fd(), Mode::from_raw_mode(content.meta.mode & mask))
+            .map_err(io_err(path))?;
         Ok(())
     }
 }
@@ -278,7 +384,10 @@ impl FileContext<'_> {
 fn remove_existing(dir: &OwnedFd, name: &str, path: &Path) -> Result<()> {
     let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(io_err(path))?;
     if st.st_mode & S_IFMT == 0o040000 {
-        return Err(Error::Invalid(format!("{}: is a directory in the destination but a file in the commit", path.display())));
+        return Err(Error::Invalid(format!(
+            "{}: is a directory in the destination but a file in the commit",
+            path.display()
+        )));
     }
     rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(io_err(path))
 }

@@ -20,7 +20,9 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use crate::gvariant::{Type, Value};
-use crate::object::{self, Checksum, Commit, DirTree, FileMeta, ObjectType, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use crate::object::{
+    self, Checksum, Commit, DirTree, FileMeta, ObjectType, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
+};
 use crate::repo::{Error, IoContext, Repo, RepoMode, Result, BARE_USER_XATTR};
 use crate::{fault, xattr};
 
@@ -97,12 +99,19 @@ impl<'r> Transaction<'r> {
             let dir = staging.join(format!("{i:02x}"));
             fs::create_dir(&dir).at(&dir)?;
         }
-        Ok(Transaction { repo, staging, staged: Mutex::new(HashSet::new()), _lock: lock })
+        Ok(Transaction {
+            repo,
+            staging,
+            staged: Mutex::new(HashSet::new()),
+            _lock: lock,
+        })
     }
 
     fn staging_path(&self, checksum: &Checksum, kind: ObjectType) -> PathBuf {
         let (prefix, rest) = checksum.loose_prefix_and_rest();
-        self.staging.join(prefix).join(format!("{rest}.{}", kind.extension(self.repo.is_archive())))
+        self.staging
+            .join(prefix)
+            .join(format!("{rest}.{}", kind.extension(self.repo.is_archive())))
     }
 
     /// Claims an object for writing; false when the repo has it or another thread writes it.
@@ -110,7 +119,10 @@ impl<'r> Transaction<'r> {
         if self.repo.has_object(checksum, kind) {
             return false;
         }
-        self.staged.lock().expect("staging set poisoned").insert((*checksum, kind))
+        self.staged
+            .lock()
+            .expect("staging set poisoned")
+            .insert((*checksum, kind))
     }
 
     /// Writes a metadata object if the repository lacks it; returns its checksum.
@@ -119,20 +131,35 @@ impl<'r> Transaction<'r> {
         if self.claim(&checksum, kind) {
             let path = self.staging_path(&checksum, kind);
             fs::write(&path, data).at(&path)?;
-            fault::point(if kind == ObjectType::Commit { "commit" } else { "object" });
+            fault::point(if kind == ObjectType::Commit {
+                "commit"
+            } else {
+                "object"
+            });
         }
         Ok(checksum)
     }
 
     /// Writes a content object if the repository lacks it; returns whether it was new.
-    fn write_content(&self, checksum: &Checksum, meta: &FileMeta, symlink_target: &str, data: &[u8], level: i32) -> Result<bool> {
+    fn write_content(
+        &self,
+        checksum: &Checksum,
+        meta: &FileMeta,
+        symlink_target: &str,
+        data: &[u8],
+        level: i32,
+    ) -> Result<bool> {
         if !self.claim(checksum, ObjectType::File) {
             return Ok(false);
         }
         let path = self.staging_path(checksum, ObjectType::File);
         match self.repo.mode() {
             RepoMode::Archive => {
-                let size = if meta.mode & S_IFMT == S_IFREG { data.len() as u64 } else { 0 };
+                let size = if meta.mode & S_IFMT == S_IFREG {
+                    data.len() as u64
+                } else {
+                    0
+                };
                 let header = object::archive_header_bytes(meta, symlink_target, size);
                 let mut out = Vec::with_capacity(8 + header.len() + data.len() / 2 + 64);
                 out.extend_from_slice(&(header.len() as u32).to_be_bytes());
@@ -145,8 +172,17 @@ impl<'r> Transaction<'r> {
             }
             RepoMode::BareUser | RepoMode::BareUserOnly => {
                 let is_link = meta.mode & S_IFMT == S_IFLNK;
-                let disk_mode = if is_link { 0o644 } else { (meta.mode & 0o775) | 0o400 };
-                let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(disk_mode).open(&path).at(&path)?;
+                let disk_mode = if is_link {
+                    0o644
+                } else {
+                    (meta.mode & 0o775) | 0o400
+                };
+                let mut f = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(disk_mode)
+                    .open(&path)
+                    .at(&path)?;
                 if is_link {
                     // The target and a NUL byte, byte for byte as ostree writes it.
                     let mut target = symlink_target.as_bytes().to_vec();
@@ -155,7 +191,9 @@ impl<'r> Transaction<'r> {
                 } else {
                     f.write_all(data).at(&path)?;
                 }
-                rustix::fs::fchmod(&f, rustix::fs::Mode::from_raw_mode(disk_mode)).map_err(io::Error::from).at(&path)?;
+                rustix::fs::fchmod(&f, rustix::fs::Mode::from_raw_mode(disk_mode))
+                    .map_err(io::Error::from)
+                    .at(&path)?;
                 if self.repo.mode() == RepoMode::BareUser {
                     let value = object::bare_user_meta_bytes(meta);
                     xattr::set_all_fd(&f, &vec![(BARE_USER_XATTR.to_vec(), value)]).at(&path)?;
@@ -168,11 +206,20 @@ impl<'r> Transaction<'r> {
                     std::os::unix::fs::lchown(&path, Some(meta.uid), Some(meta.gid)).at(&path)?;
                     xattr::set_all_path(&path, &meta.xattrs).at(&path)?;
                 } else {
-                    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).at(&path)?;
-                    f.write_all(data).at(&path)?;
-                    rustix::fs::fchown(&f, Some(rustix::fs::Uid::from_raw(meta.uid)), Some(rustix::fs::Gid::from_raw(meta.gid)))
-                        .map_err(io::Error::from)
+                    let mut f = fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(&path)
                         .at(&path)?;
+                    f.write_all(data).at(&path)?;
+                    rustix::fs::fchown(
+                        &f,
+                        Some(rustix::fs::Uid::from_raw(meta.uid)),
+                        Some(rustix::fs::Gid::from_raw(meta.gid)),
+                    )
+                    .map_err(io::Error::from)
+                    .at(&path)?;
                     rustix::fs::fchmod(&f, rustix::fs::Mode::from_raw_mode(meta.mode & 0o7777))
                         .map_err(io::Error::from)
                         .at(&path)?;
@@ -192,7 +239,12 @@ impl<'r> Transaction<'r> {
     /// Makes every staged object durable and visible: sync, rename into `objects/`, sync.
     pub(crate) fn publish(self) -> Result<()> {
         self.repo.sync()?;
-        let mut staged: Vec<(Checksum, ObjectType)> = self.staged.lock().expect("staging set poisoned").drain().collect();
+        let mut staged: Vec<(Checksum, ObjectType)> = self
+            .staged
+            .lock()
+            .expect("staging set poisoned")
+            .drain()
+            .collect();
         // Content and trees before the commit that names them: `ostree fsck` checks every
         // commit object present, so a commit must never be visible before its tree.
         staged.sort_by_key(|(_, kind)| match kind {
@@ -211,7 +263,12 @@ impl<'r> Transaction<'r> {
                 match fs::create_dir(&dir) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(Error::Io { path: dir, source: e }),
+                    Err(e) => {
+                        return Err(Error::Io {
+                            path: dir,
+                            source: e,
+                        })
+                    }
                 }
             }
             let from = self.staging_path(checksum, *kind);
@@ -234,10 +291,19 @@ impl Drop for Transaction<'_> {
 
 /// Bare objects carry mtime 0, as ostree's do, so that hardlinked checkouts are reproducible.
 fn set_epoch_mtime(f: &fs::File, path: &Path) -> Result<()> {
-    let zero = rustix::fs::Timespec { tv_sec: 0, tv_nsec: 0 };
-    rustix::fs::futimens(f, &rustix::fs::Timestamps { last_access: zero, last_modification: zero })
-        .map_err(io::Error::from)
-        .at(path)
+    let zero = rustix::fs::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    rustix::fs::futimens(
+        f,
+        &rustix::fs::Timestamps {
+            last_access: zero,
+            last_modification: zero,
+        },
+    )
+    .map_err(io::Error::from)
+    .at(path)
 }
 
 thread_local! {
@@ -265,14 +331,21 @@ fn deflate_into(data: &[u8], level: i32, out: &mut Vec<u8>) {
 pub const DEFAULT_COMPRESSION_LEVEL: i32 = 6;
 
 /// Commits the directory `root` and moves `options.branch` to the new commit.
-pub fn commit_directory(repo: &Repo, root: &Path, options: &CommitOptions) -> Result<(Checksum, CommitStats)> {
+pub fn commit_directory(
+    repo: &Repo,
+    root: &Path,
+    options: &CommitOptions,
+) -> Result<(Checksum, CommitStats)> {
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     let root_stat = fs::symlink_metadata(root).at(root)?;
     if !root_stat.is_dir() {
-        return Err(Error::Invalid(format!("{}: not a directory", root.display())));
+        return Err(Error::Invalid(format!(
+            "{}: not a directory",
+            root.display()
+        )));
     }
     let parent = match (&options.branch, options.orphan) {
         (Some(branch), false) => repo.read_ref(branch)?,
@@ -281,23 +354,46 @@ pub fn commit_directory(repo: &Repo, root: &Path, options: &CommitOptions) -> Re
     let mut tree = scan_dir(root, root_stat, options.canonical_permissions)?;
 
     let cache_path = repo.path().join("extensions/cairn/commit-cache");
-    let cache_tag = format!("cairn-commit-cache v1 canonical={}", options.canonical_permissions);
-    let cache = if options.no_cache { HashMap::new() } else { load_cache(&cache_path, &cache_tag) };
+    let cache_tag = format!(
+        "cairn-commit-cache v1 canonical={}",
+        options.canonical_permissions
+    );
+    let cache = if options.no_cache {
+        HashMap::new()
+    } else {
+        load_cache(&cache_path, &cache_tag)
+    };
 
     let tx = Transaction::begin(repo)?;
-    let level = options.compression_level.unwrap_or(DEFAULT_COMPRESSION_LEVEL);
+    let level = options
+        .compression_level
+        .unwrap_or(DEFAULT_COMPRESSION_LEVEL);
     let mut files = Vec::new();
     collect_files(&mut tree, &mut files);
-    let stats = Mutex::new(CommitStats { files: files.len() as u64, ..Default::default() });
+    let stats = Mutex::new(CommitStats {
+        files: files.len() as u64,
+        ..Default::default()
+    });
     files.par_iter_mut().try_for_each(|file| -> Result<()> {
         if let Some(cached) = cache.get(&(file.stamp.dev, file.stamp.ino)) {
-            if cached.0 == file.stamp && (repo.has_object(&cached.1, ObjectType::File) || tx.staged.lock().expect("poisoned").contains(&(cached.1, ObjectType::File))) {
+            if cached.0 == file.stamp
+                && (repo.has_object(&cached.1, ObjectType::File)
+                    || tx
+                        .staged
+                        .lock()
+                        .expect("poisoned")
+                        .contains(&(cached.1, ObjectType::File)))
+            {
                 file.checksum = Some(cached.1);
                 stats.lock().expect("poisoned").cache_hits += 1;
                 return Ok(());
             }
         }
-        let data = if file.meta.mode & S_IFMT == S_IFREG { fs::read(&file.path).at(&file.path)? } else { Vec::new() };
+        let data = if file.meta.mode & S_IFMT == S_IFREG {
+            fs::read(&file.path).at(&file.path)?
+        } else {
+            Vec::new()
+        };
         let checksum = object::content_checksum(&file.meta, &file.symlink_target, &data);
         let new = tx.write_content(&checksum, &file.meta, &file.symlink_target, &data, level)?;
         let mut s = stats.lock().expect("poisoned");
@@ -307,13 +403,19 @@ pub fn commit_directory(repo: &Repo, root: &Path, options: &CommitOptions) -> Re
         Ok(())
     })?;
     let mut stats = stats.into_inner().expect("poisoned");
-    let remembered: Vec<(FileStamp, Checksum)> = files.iter().filter_map(|f| Some((f.stamp, f.checksum?))).collect();
+    let remembered: Vec<(FileStamp, Checksum)> = files
+        .iter()
+        .filter_map(|f| Some((f.stamp, f.checksum?)))
+        .collect();
     drop(files);
 
     let (root_tree, root_meta) = write_tree(&tx, &tree, &mut stats)?;
     let mut metadata = options.metadata.clone();
     if let (Some(branch), false) = (&options.branch, options.no_bindings) {
-        metadata.push(("ostree.ref-binding".to_owned(), Value::Array(Type::Str, vec![Value::Str(branch.clone())])));
+        metadata.push((
+            "ostree.ref-binding".to_owned(),
+            Value::Array(Type::Str, vec![Value::Str(branch.clone())]),
+        ));
     }
     let commit = Commit {
         metadata,
@@ -348,11 +450,17 @@ fn collect_files<'a>(dir: &'a mut ScannedDir, out: &mut Vec<&'a mut ScannedFile>
     }
 }
 
-fn write_tree(tx: &Transaction<'_>, dir: &ScannedDir, stats: &mut CommitStats) -> Result<(Checksum, Checksum)> {
+fn write_tree(
+    tx: &Transaction<'_>,
+    dir: &ScannedDir,
+    stats: &mut CommitStats,
+) -> Result<(Checksum, Checksum)> {
     stats.dirs += 1;
     let mut tree = DirTree::default();
     for f in &dir.files {
-        let checksum = f.checksum.ok_or_else(|| Error::Invalid(format!("{}: no checksum computed", f.path.display())))?;
+        let checksum = f
+            .checksum
+            .ok_or_else(|| Error::Invalid(format!("{}: no checksum computed", f.path.display())))?;
         tree.files.push((f.name.clone(), checksum));
     }
     for (name, sub) in &dir.dirs {
@@ -360,12 +468,18 @@ fn write_tree(tx: &Transaction<'_>, dir: &ScannedDir, stats: &mut CommitStats) -
         tree.dirs.push((name.clone(), t, m));
     }
     let tree_checksum = tx.write_metadata(ObjectType::DirTree, &tree.to_bytes())?;
-    let meta_checksum = tx.write_metadata(ObjectType::DirMeta, &object::dirmeta_bytes(&dir.meta))?;
+    let meta_checksum =
+        tx.write_metadata(ObjectType::DirMeta, &object::dirmeta_bytes(&dir.meta))?;
     Ok((tree_checksum, meta_checksum))
 }
 
 fn file_meta(path: &Path, stat: &fs::Metadata, canonical: bool) -> Result<FileMeta> {
-    let mut meta = FileMeta { uid: stat.uid(), gid: stat.gid(), mode: stat.mode(), xattrs: xattr::list_all(path).at(path)? };
+    let mut meta = FileMeta {
+        uid: stat.uid(),
+        gid: stat.gid(),
+        mode: stat.mode(),
+        xattrs: xattr::list_all(path).at(path)?,
+    };
     if canonical {
         meta.uid = 0;
         meta.gid = 0;
@@ -387,10 +501,9 @@ fn scan_dir(path: &Path, stat: fs::Metadata, canonical: bool) -> Result<ScannedD
     for entry in fs::read_dir(path).at(path)? {
         let entry = entry.at(path)?;
         let child = entry.path();
-        let name = entry
-            .file_name()
-            .into_string()
-            .map_err(|n| Error::Invalid(format!("{}: file name {n:?} is not UTF-8", path.display())))?;
+        let name = entry.file_name().into_string().map_err(|n| {
+            Error::Invalid(format!("{}: file name {n:?} is not UTF-8", path.display()))
+        })?;
         let stat = fs::symlink_metadata(&child).at(&child)?;
         let ft = stat.file_type();
         if ft.is_dir() {
@@ -401,7 +514,12 @@ fn scan_dir(path: &Path, stat: fs::Metadata, canonical: bool) -> Result<ScannedD
                     .at(&child)?
                     .into_os_string()
                     .into_string()
-                    .map_err(|t| Error::Invalid(format!("{}: symlink target {t:?} is not UTF-8", child.display())))?
+                    .map_err(|t| {
+                        Error::Invalid(format!(
+                            "{}: symlink target {t:?} is not UTF-8",
+                            child.display()
+                        ))
+                    })?
             } else {
                 String::new()
             };
@@ -413,7 +531,14 @@ fn scan_dir(path: &Path, stat: fs::Metadata, canonical: bool) -> Result<ScannedD
                 mtime: (stat.mtime(), stat.mtime_nsec()),
                 ctime: (stat.ctime(), stat.ctime_nsec()),
             };
-            files.push(ScannedFile { name, path: child, meta, symlink_target, stamp, checksum: None });
+            files.push(ScannedFile {
+                name,
+                path: child,
+                meta,
+                symlink_target,
+                stamp,
+                checksum: None,
+            });
         } else {
             return Err(Error::Unsupported(format!("{}: unsupported file type (only regular files, symlinks and directories can be committed)", child.display())));
         }
@@ -430,7 +555,9 @@ fn scan_dir(path: &Path, stat: fs::Metadata, canonical: bool) -> Result<ScannedD
 type Cache = HashMap<(u64, u64), (FileStamp, Checksum)>;
 
 fn load_cache(path: &Path, tag: &str) -> Cache {
-    let Ok(text) = fs::read_to_string(path) else { return HashMap::new() };
+    let Ok(text) = fs::read_to_string(path) else {
+        return HashMap::new();
+    };
     let mut lines = text.lines();
     if lines.next() != Some(tag) {
         return HashMap::new();
@@ -438,7 +565,9 @@ fn load_cache(path: &Path, tag: &str) -> Cache {
     let mut cache = HashMap::new();
     for line in lines {
         let fields: Vec<&str> = line.split(' ').collect();
-        let [dev, ino, size, ms, mns, cs, cns, csum] = fields[..] else { continue };
+        let [dev, ino, size, ms, mns, cs, cns, csum] = fields[..] else {
+            continue;
+        };
         let parsed = (|| {
             let stamp = FileStamp {
                 dev: dev.parse().ok()?,
@@ -467,7 +596,11 @@ fn save_cache(path: &Path, tag: &str, files: &[(FileStamp, Checksum)], started: 
         if s.ctime.0 >= started - 1 || s.mtime.0 >= started - 1 {
             continue;
         }
-        let _ = writeln!(text, "{} {} {} {} {} {} {} {c}", s.dev, s.ino, s.size, s.mtime.0, s.mtime.1, s.ctime.0, s.ctime.1);
+        let _ = writeln!(
+            text,
+            "{} {} {} {} {} {} {} {c}",
+            s.dev, s.ino, s.size, s.mtime.0, s.mtime.1, s.ctime.0, s.ctime.1
+        );
     }
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).at(parent)?;

@@ -40,12 +40,24 @@ pub fn diff_commits(repo: &Repo, a: &Checksum, b: &Checksum) -> Result<Vec<Chang
     Ok(out)
 }
 
-fn diff_trees(repo: &Repo, a: Option<&Checksum>, b: Option<&Checksum>, prefix: &str, out: &mut Vec<Change>) -> Result<()> {
+fn diff_trees(
+    repo: &Repo,
+    a: Option<&Checksum>,
+    b: Option<&Checksum>,
+    prefix: &str,
+    out: &mut Vec<Change>,
+) -> Result<()> {
     if a == b {
         return Ok(());
     }
-    let ta = a.map(|c| repo.read_dirtree(c)).transpose()?.unwrap_or_default();
-    let tb = b.map(|c| repo.read_dirtree(c)).transpose()?.unwrap_or_default();
+    let ta = a
+        .map(|c| repo.read_dirtree(c))
+        .transpose()?
+        .unwrap_or_default();
+    let tb = b
+        .map(|c| repo.read_dirtree(c))
+        .transpose()?
+        .unwrap_or_default();
     let path = |name: &str| format!("{prefix}/{name}");
     let (mut i, mut j) = (0, 0);
     while i < ta.files.len() || j < tb.files.len() {

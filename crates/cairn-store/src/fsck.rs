@@ -44,11 +44,21 @@ pub fn fsck(repo: &Repo) -> Result<FsckReport> {
             let commit = match repo.read_commit(&checksum) {
                 Ok(c) => c,
                 Err(e) => {
-                    report.problems.push(format!("{e} (reached from ref {name})"));
+                    report
+                        .problems
+                        .push(format!("{e} (reached from ref {name})"));
                     break;
                 }
             };
-            walk_tree(repo, &commit.root_tree, &commit.root_meta, &mut seen_trees, &mut seen_metas, &mut contents, &mut report);
+            walk_tree(
+                repo,
+                &commit.root_tree,
+                &commit.root_meta,
+                &mut seen_trees,
+                &mut seen_metas,
+                &mut contents,
+                &mut report,
+            );
             next = commit.parent;
         }
     }
@@ -77,7 +87,9 @@ fn walk_tree(
         match repo.read_metadata(meta, ObjectType::DirMeta) {
             Ok(data) => match object::parse_dirmeta(meta, &data) {
                 Ok(m) if object::dirmeta_bytes(&m) != data => {
-                    report.problems.push(format!("object {meta}.dirmeta is corrupt: not in GVariant normal form"));
+                    report.problems.push(format!(
+                        "object {meta}.dirmeta is corrupt: not in GVariant normal form"
+                    ));
                 }
                 Ok(_) => {}
                 Err(e) => report.problems.push(e.to_string()),
@@ -89,13 +101,19 @@ fn walk_tree(
         return;
     }
     report.dirtrees += 1;
-    let dirtree = match repo.read_metadata(tree, ObjectType::DirTree).and_then(|data| {
-        let parsed = DirTree::parse(tree, &data)?;
-        if parsed.to_bytes() != data {
-            return Err(Error::Corrupt { checksum: *tree, kind: ObjectType::DirTree, what: "not in GVariant normal form".into() });
-        }
-        Ok(parsed)
-    }) {
+    let dirtree = match repo
+        .read_metadata(tree, ObjectType::DirTree)
+        .and_then(|data| {
+            let parsed = DirTree::parse(tree, &data)?;
+            if parsed.to_bytes() != data {
+                return Err(Error::Corrupt {
+                    checksum: *tree,
+                    kind: ObjectType::DirTree,
+                    what: "not in GVariant normal form".into(),
+                });
+            }
+            Ok(parsed)
+        }) {
         Ok(t) => t,
         Err(e) => {
             report.problems.push(e.to_string());

@@ -70,8 +70,8 @@ impl Type {
     /// Parses a complete type string such as `(a{sv}aya(say)sstayay)`.
     pub fn parse(signature: &str) -> Result<Type, Error> {
         let bytes = signature.as_bytes();
-        let (ty, used) = Self::parse_prefix(bytes)
-            .ok_or_else(|| Error::BadType(signature.to_owned()))?;
+        let (ty, used) =
+            Self::parse_prefix(bytes).ok_or_else(|| Error::BadType(signature.to_owned()))?;
         if used != bytes.len() {
             return Err(Error::BadType(signature.to_owned()));
         }
@@ -139,11 +139,7 @@ impl Type {
     fn is_basic(&self) -> bool {
         !matches!(
             self,
-            Type::Variant
-                | Type::Array(_)
-                | Type::Maybe(_)
-                | Type::Struct(_)
-                | Type::DictEntry(..)
+            Type::Variant | Type::Array(_) | Type::Maybe(_) | Type::Struct(_) | Type::DictEntry(..)
         )
     }
 
@@ -178,7 +174,10 @@ impl Type {
     }
 }
 
-fn struct_fixed_size<'a>(members: impl Iterator<Item = &'a Type>, alignment: usize) -> Option<usize> {
+fn struct_fixed_size<'a>(
+    members: impl Iterator<Item = &'a Type>,
+    alignment: usize,
+) -> Option<usize> {
     let mut size = 0;
     let mut any = false;
     for member in members {
@@ -320,7 +319,9 @@ impl Value {
                 }
             }
             Value::Struct(members) => encode_struct(out, start, members.iter(), self.type_of()),
-            Value::DictEntry(k, v) => encode_struct(out, start, [&**k, &**v].into_iter(), self.type_of()),
+            Value::DictEntry(k, v) => {
+                encode_struct(out, start, [&**k, &**v].into_iter(), self.type_of())
+            }
         }
     }
 
@@ -344,7 +345,12 @@ fn pad_to(out: &mut Vec<u8>, start: usize, alignment: usize) {
     out.resize(target, 0);
 }
 
-fn encode_struct<'a>(out: &mut Vec<u8>, start: usize, members: impl ExactSizeIterator<Item = &'a Value>, ty: Type) {
+fn encode_struct<'a>(
+    out: &mut Vec<u8>,
+    start: usize,
+    members: impl ExactSizeIterator<Item = &'a Value>,
+    ty: Type,
+) {
     let count = members.len();
     let mut ends = Vec::new();
     for (i, member) in members.enumerate() {
@@ -384,7 +390,8 @@ fn read_offset(data: &[u8], at: usize, width: usize) -> Result<usize, Error> {
         .ok_or(Error::Malformed("framing offset out of range"))?;
     let mut buf = [0u8; 8];
     buf[..width].copy_from_slice(bytes);
-    usize::try_from(u64::from_le_bytes(buf)).map_err(|_| Error::Malformed("framing offset too large"))
+    usize::try_from(u64::from_le_bytes(buf))
+        .map_err(|_| Error::Malformed("framing offset too large"))
 }
 
 /// Decodes `data` as a value of type `ty`, refusing anything malformed.
@@ -423,7 +430,8 @@ pub fn decode(ty: &Type, data: &[u8]) -> Result<Value, Error> {
                 .ok_or(Error::Malformed("variant without type string"))?;
             let type_str = std::str::from_utf8(&data[nul + 1..])
                 .map_err(|_| Error::Malformed("variant type string is not UTF-8"))?;
-            let inner_type = Type::parse(type_str).map_err(|_| Error::Malformed("variant has an invalid type string"))?;
+            let inner_type = Type::parse(type_str)
+                .map_err(|_| Error::Malformed("variant has an invalid type string"))?;
             Value::Variant(Box::new(decode(&inner_type, &data[..nul])?))
         }
         Type::Array(elem) => decode_array(elem, data)?,
@@ -451,7 +459,9 @@ pub fn decode(ty: &Type, data: &[u8]) -> Result<Value, Error> {
 }
 
 fn decode_string(data: &[u8]) -> Result<String, Error> {
-    let (last, body) = data.split_last().ok_or(Error::Malformed("string without terminating NUL"))?;
+    let (last, body) = data
+        .split_last()
+        .ok_or(Error::Malformed("string without terminating NUL"))?;
     if *last != 0 {
         return Err(Error::Malformed("string without terminating NUL"));
     }
@@ -467,8 +477,10 @@ fn decode_array(elem: &Type, data: &[u8]) -> Result<Value, Error> {
     }
     let mut items = Vec::new();
     if let Some(size) = elem.fixed_size() {
-        if data.len() % size != 0 {
-            return Err(Error::Malformed("fixed-size array length is not a multiple of its element size"));
+        if !data.len().is_multiple_of(size) {
+            return Err(Error::Malformed(
+                "fixed-size array length is not a multiple of its element size",
+            ));
         }
         for chunk in data.chunks_exact(size) {
             items.push(decode(elem, chunk)?);
@@ -476,7 +488,7 @@ fn decode_array(elem: &Type, data: &[u8]) -> Result<Value, Error> {
     } else if !data.is_empty() {
         let width = offset_width(data.len());
         let table_start = read_offset(data, data.len() - width, width)?;
-        if table_start > data.len() || (data.len() - table_start) % width != 0 {
+        if table_start > data.len() || !(data.len() - table_start).is_multiple_of(width) {
             return Err(Error::Malformed("array framing offsets are inconsistent"));
         }
         let count = (data.len() - table_start) / width;
@@ -500,7 +512,11 @@ fn decode_struct<'a>(
     data: &[u8],
 ) -> Result<Vec<Value>, Error> {
     let count = members.len();
-    let width = if ty.fixed_size().is_some() { 0 } else { offset_width(data.len()) };
+    let width = if ty.fixed_size().is_some() {
+        0
+    } else {
+        offset_width(data.len())
+    };
     let mut offsets_used = 0;
     let mut pos = 0;
     let mut values = Vec::with_capacity(count);
@@ -535,7 +551,15 @@ mod tests {
 
     #[test]
     fn type_strings_round_trip() {
-        for s in ["(a{sv}aya(say)sstayay)", "(a(say)a(sayay))", "(uuua(ayay))", "(tuuuusa(ayay))", "a{sv}", "aay", "mi"] {
+        for s in [
+            "(a{sv}aya(say)sstayay)",
+            "(a(say)a(sayay))",
+            "(uuua(ayay))",
+            "(tuuuusa(ayay))",
+            "a{sv}",
+            "aay",
+            "mi",
+        ] {
             assert_eq!(Type::parse(s).unwrap().to_string(), s);
         }
         assert!(Type::parse("(a").is_err());
@@ -548,7 +572,10 @@ mod tests {
         // Values checked against GLib's g_variant_print / g_variant_get_data.
         let v = Value::Struct(vec![Value::Str("a".into()), Value::U32(1)]);
         assert_eq!(v.to_bytes(), vec![b'a', 0, 0, 0, 1, 0, 0, 0, 2]);
-        let v = Value::Array(Type::Str, vec![Value::Str("hi".into()), Value::Str("x".into())]);
+        let v = Value::Array(
+            Type::Str,
+            vec![Value::Str("hi".into()), Value::Str("x".into())],
+        );
         assert_eq!(v.to_bytes(), vec![b'h', b'i', 0, b'x', 0, 3, 5]);
         let v = Value::Variant(Box::new(Value::U64(5)));
         assert_eq!(v.to_bytes(), vec![5, 0, 0, 0, 0, 0, 0, 0, 0, b't']);
@@ -577,7 +604,10 @@ mod tests {
         let bytes = value.to_bytes();
         assert_eq!(decode(&ty, &bytes).unwrap(), value);
         // A container larger than 255 bytes switches to 2-byte offsets.
-        let big = Value::Array(Type::Str, (0..100).map(|i| Value::Str(format!("name-{i}"))).collect());
+        let big = Value::Array(
+            Type::Str,
+            (0..100).map(|i| Value::Str(format!("name-{i}"))).collect(),
+        );
         let bytes = big.to_bytes();
         assert_eq!(decode(&Type::parse("as").unwrap(), &bytes).unwrap(), big);
     }

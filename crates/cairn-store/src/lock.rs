@@ -7,7 +7,12 @@ use crate::repo::{IoContext, Repo, Result};
 
 fn open(repo: &Repo) -> Result<fs::File> {
     let path = repo.path().join(".lock");
-    fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).at(&path)
+    fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .at(&path)
 }
 
 /// Held while objects are written; many writers may hold it at once.

@@ -63,11 +63,16 @@ impl Checksum {
 impl FromStr for Checksum {
     type Err = ObjectError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if s.len() != 64
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(ObjectError::BadChecksumText(s.to_owned()));
         }
         let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).map_err(|_| ObjectError::BadChecksumText(s.to_owned()))?;
+        hex::decode_to_slice(s, &mut out)
+            .map_err(|_| ObjectError::BadChecksumText(s.to_owned()))?;
         Ok(Checksum(out))
     }
 }
@@ -144,7 +149,9 @@ fn xattrs_value(xattrs: &Xattrs) -> Value {
 }
 
 fn xattrs_from_value(v: &Value) -> Option<Xattrs> {
-    let Value::Array(_, items) = v else { return None };
+    let Value::Array(_, items) = v else {
+        return None;
+    };
     items
         .iter()
         .map(|item| {
@@ -181,7 +188,13 @@ pub struct FileMeta {
 
 /// A directory's metadata object, `(uuua(ayay))`.
 pub fn dirmeta_bytes(meta: &FileMeta) -> Vec<u8> {
-    Value::Struct(vec![be32(meta.uid), be32(meta.gid), be32(meta.mode), xattrs_value(&meta.xattrs)]).to_bytes()
+    Value::Struct(vec![
+        be32(meta.uid),
+        be32(meta.gid),
+        be32(meta.mode),
+        xattrs_value(&meta.xattrs),
+    ])
+    .to_bytes()
 }
 
 pub fn parse_dirmeta(checksum: &Checksum, data: &[u8]) -> Result<FileMeta, ObjectError> {
@@ -191,14 +204,18 @@ pub fn parse_dirmeta(checksum: &Checksum, data: &[u8]) -> Result<FileMeta, Objec
         what: what.to_owned(),
     };
     let ty = Type::parse("(uuua(ayay))").expect("static type");
-    let Value::Struct(m) = gvariant::decode(&ty, data).map_err(|e| malformed(&e.to_string()))? else {
+    let Value::Struct(m) = gvariant::decode(&ty, data).map_err(|e| malformed(&e.to_string()))?
+    else {
         return Err(malformed("not a struct"));
     };
     let meta = FileMeta {
         uid: get_be32(m.first()).ok_or_else(|| malformed("uid"))?,
         gid: get_be32(m.get(1)).ok_or_else(|| malformed("gid"))?,
         mode: get_be32(m.get(2)).ok_or_else(|| malformed("mode"))?,
-        xattrs: m.get(3).and_then(xattrs_from_value).ok_or_else(|| malformed("xattrs"))?,
+        xattrs: m
+            .get(3)
+            .and_then(xattrs_from_value)
+            .ok_or_else(|| malformed("xattrs"))?,
     };
     if meta.mode & S_IFMT != S_IFDIR {
         return Err(malformed("mode is not a directory"));
@@ -234,14 +251,18 @@ pub fn archive_header_bytes(meta: &FileMeta, symlink_target: &str, size: u64) ->
 }
 
 /// Parses an archive header; returns the metadata, the symlink target and the size.
-pub fn parse_archive_header(checksum: &Checksum, data: &[u8]) -> Result<(FileMeta, String, u64), ObjectError> {
+pub fn parse_archive_header(
+    checksum: &Checksum,
+    data: &[u8],
+) -> Result<(FileMeta, String, u64), ObjectError> {
     let malformed = |what: &str| ObjectError::Malformed {
         kind: ObjectType::File,
         checksum: checksum.to_hex(),
         what: what.to_owned(),
     };
     let ty = Type::parse("(tuuuusa(ayay))").expect("static type");
-    let Value::Struct(m) = gvariant::decode(&ty, data).map_err(|e| malformed(&e.to_string()))? else {
+    let Value::Struct(m) = gvariant::decode(&ty, data).map_err(|e| malformed(&e.to_string()))?
+    else {
         return Err(malformed("not a struct"));
     };
     let size = match m.first() {
@@ -252,10 +273,17 @@ pub fn parse_archive_header(checksum: &Checksum, data: &[u8]) -> Result<(FileMet
         uid: get_be32(m.get(1)).ok_or_else(|| malformed("uid"))?,
         gid: get_be32(m.get(2)).ok_or_else(|| malformed("gid"))?,
         mode: get_be32(m.get(3)).ok_or_else(|| malformed("mode"))?,
-        xattrs: m.get(6).and_then(xattrs_from_value).ok_or_else(|| malformed("xattrs"))?,
+        xattrs: m
+            .get(6)
+            .and_then(xattrs_from_value)
+            .ok_or_else(|| malformed("xattrs"))?,
     };
-    let target = m.get(5).and_then(Value::as_str).ok_or_else(|| malformed("symlink target"))?.to_owned();
-    validate_file_meta(&meta, &target).map_err(|w| malformed(w))?;
+    let target = m
+        .get(5)
+        .and_then(Value::as_str)
+        .ok_or_else(|| malformed("symlink target"))?
+        .to_owned();
+    validate_file_meta(&meta, &target).map_err(malformed)?;
     Ok((meta, target, size))
 }
 
@@ -267,14 +295,18 @@ pub fn parse_bare_user_meta(checksum: &Checksum, data: &[u8]) -> Result<FileMeta
         what: format!("user.ostreemeta: {what}"),
     };
     let ty = Type::parse("(uuua(ayay))").expect("static type");
-    let Value::Struct(m) = gvariant::decode(&ty, data).map_err(|e| malformed(&e.to_string()))? else {
+    let Value::Struct(m) = gvariant::decode(&ty, data).map_err(|e| malformed(&e.to_string()))?
+    else {
         return Err(malformed("not a struct"));
     };
     Ok(FileMeta {
         uid: get_be32(m.first()).ok_or_else(|| malformed("uid"))?,
         gid: get_be32(m.get(1)).ok_or_else(|| malformed("gid"))?,
         mode: get_be32(m.get(2)).ok_or_else(|| malformed("mode"))?,
-        xattrs: m.get(3).and_then(xattrs_from_value).ok_or_else(|| malformed("xattrs"))?,
+        xattrs: m
+            .get(3)
+            .and_then(xattrs_from_value)
+            .ok_or_else(|| malformed("xattrs"))?,
     })
 }
 
@@ -340,7 +372,9 @@ impl DirTree {
                 Type::parse("(say)").expect("static type"),
                 self.files
                     .iter()
-                    .map(|(n, c)| Value::Struct(vec![Value::Str(n.clone()), Value::Bytes(c.0.to_vec())]))
+                    .map(|(n, c)| {
+                        Value::Struct(vec![Value::Str(n.clone()), Value::Bytes(c.0.to_vec())])
+                    })
                     .collect(),
             ),
             Value::Array(
@@ -369,12 +403,17 @@ impl DirTree {
         };
         let ty = Type::parse("(a(say)a(sayay))").expect("static type");
         let value = gvariant::decode(&ty, data).map_err(|e| malformed(e.to_string()))?;
-        let Value::Struct(m) = value else { return Err(malformed("not a struct".into())) };
-        let (Some(Value::Array(_, files)), Some(Value::Array(_, dirs))) = (m.first(), m.get(1)) else {
+        let Value::Struct(m) = value else {
+            return Err(malformed("not a struct".into()));
+        };
+        let (Some(Value::Array(_, files)), Some(Value::Array(_, dirs))) = (m.first(), m.get(1))
+        else {
             return Err(malformed("not a dirtree".into()));
         };
         let name_of = |v: Option<&Value>| -> Result<String, ObjectError> {
-            let name = v.and_then(Value::as_str).ok_or_else(|| malformed("entry without a name".into()))?;
+            let name = v
+                .and_then(Value::as_str)
+                .ok_or_else(|| malformed("entry without a name".into()))?;
             validate_name(name).map_err(|w| malformed(format!("bad entry name {name:?}: {w}")))?;
             Ok(name.to_owned())
         };
@@ -385,17 +424,29 @@ impl DirTree {
         };
         let mut tree = DirTree::default();
         for f in files {
-            let Value::Struct(e) = f else { return Err(malformed("file entry".into())) };
+            let Value::Struct(e) = f else {
+                return Err(malformed("file entry".into()));
+            };
             tree.files.push((name_of(e.first())?, csum_of(e.get(1))?));
         }
         for d in dirs {
-            let Value::Struct(e) = d else { return Err(malformed("dir entry".into())) };
-            tree.dirs.push((name_of(e.first())?, csum_of(e.get(1))?, csum_of(e.get(2))?));
+            let Value::Struct(e) = d else {
+                return Err(malformed("dir entry".into()));
+            };
+            tree.dirs
+                .push((name_of(e.first())?, csum_of(e.get(1))?, csum_of(e.get(2))?));
         }
-        if !tree.files.windows(2).all(|w| w[0].0 < w[1].0) || !tree.dirs.windows(2).all(|w| w[0].0 < w[1].0) {
+        if !tree.files.windows(2).all(|w| w[0].0 < w[1].0)
+            || !tree.dirs.windows(2).all(|w| w[0].0 < w[1].0)
+        {
             return Err(malformed("entries are not sorted and unique".into()));
         }
-        let mut names: Vec<&str> = tree.files.iter().map(|f| f.0.as_str()).chain(tree.dirs.iter().map(|d| d.0.as_str())).collect();
+        let mut names: Vec<&str> = tree
+            .files
+            .iter()
+            .map(|f| f.0.as_str())
+            .chain(tree.dirs.iter().map(|d| d.0.as_str()))
+            .collect();
         names.sort_unstable();
         if names.windows(2).any(|w| w[0] == w[1]) {
             return Err(malformed("a name is both a file and a directory".into()));
@@ -441,11 +492,19 @@ impl Commit {
             what: what.to_owned(),
         };
         let ty = Type::parse("(a{sv}aya(say)sstayay)").expect("static type");
-        let Value::Struct(m) = gvariant::decode(&ty, data).map_err(|e| malformed(&e.to_string()))? else {
+        let Value::Struct(m) =
+            gvariant::decode(&ty, data).map_err(|e| malformed(&e.to_string()))?
+        else {
             return Err(malformed("not a struct"));
         };
-        let metadata = m.first().and_then(parse_metadata_dict).ok_or_else(|| malformed("metadata"))?;
-        let parent_bytes = m.get(1).and_then(Value::as_bytes).ok_or_else(|| malformed("parent"))?;
+        let metadata = m
+            .first()
+            .and_then(parse_metadata_dict)
+            .ok_or_else(|| malformed("metadata"))?;
+        let parent_bytes = m
+            .get(1)
+            .and_then(Value::as_bytes)
+            .ok_or_else(|| malformed("parent"))?;
         let parent = match parent_bytes.len() {
             0 => None,
             32 => Checksum::from_slice(parent_bytes),
@@ -464,8 +523,16 @@ impl Commit {
         Ok(Commit {
             metadata,
             parent,
-            subject: m.get(3).and_then(Value::as_str).ok_or_else(|| malformed("subject"))?.to_owned(),
-            body: m.get(4).and_then(Value::as_str).ok_or_else(|| malformed("body"))?.to_owned(),
+            subject: m
+                .get(3)
+                .and_then(Value::as_str)
+                .ok_or_else(|| malformed("subject"))?
+                .to_owned(),
+            body: m
+                .get(4)
+                .and_then(Value::as_str)
+                .ok_or_else(|| malformed("body"))?
+                .to_owned(),
             timestamp,
             root_tree: csum(6, "root dirtree checksum")?,
             root_meta: csum(7, "root dirmeta checksum")?,
@@ -496,13 +563,20 @@ pub fn metadata_dict(entries: &[(String, Value)]) -> Value {
         Type::parse("{sv}").expect("static type"),
         entries
             .iter()
-            .map(|(k, v)| Value::DictEntry(Box::new(Value::Str(k.clone())), Box::new(Value::Variant(Box::new(v.clone())))))
+            .map(|(k, v)| {
+                Value::DictEntry(
+                    Box::new(Value::Str(k.clone())),
+                    Box::new(Value::Variant(Box::new(v.clone()))),
+                )
+            })
             .collect(),
     )
 }
 
 pub fn parse_metadata_dict(v: &Value) -> Option<Vec<(String, Value)>> {
-    let Value::Array(_, items) = v else { return None };
+    let Value::Array(_, items) = v else {
+        return None;
+    };
     items
         .iter()
         .map(|item| match item {
@@ -538,7 +612,12 @@ mod tests {
 
     #[test]
     fn content_checksum_matches_formats_check_value() {
-        let meta = FileMeta { uid: 0, gid: 0, mode: 0o100644, xattrs: vec![] };
+        let meta = FileMeta {
+            uid: 0,
+            gid: 0,
+            mode: 0o100644,
+            xattrs: vec![],
+        };
         let data = vec![b'x'; 300];
         assert_eq!(
             content_checksum(&meta, "", &data).to_hex(),
@@ -550,7 +629,10 @@ mod tests {
     fn dirtree_refuses_hostile_names() {
         let csum = Checksum::of(b"x");
         for bad in ["..", ".", "a/b", "", "a\0b"] {
-            let tree = DirTree { files: vec![(bad.to_owned(), csum)], dirs: vec![] };
+            let tree = DirTree {
+                files: vec![(bad.to_owned(), csum)],
+                dirs: vec![],
+            };
             let bytes = tree.to_bytes();
             let err = DirTree::parse(&Checksum::of(&bytes), &bytes);
             assert!(err.is_err(), "{bad:?} accepted");

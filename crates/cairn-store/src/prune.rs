@@ -39,8 +39,13 @@ pub fn list_objects(repo: &Repo) -> Result<Vec<(Checksum, ObjectType)>> {
         for entry in fs::read_dir(prefix.path()).at(&prefix.path())? {
             let entry = entry.at(&prefix.path())?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some((rest, ext)) = name.split_once('.') else { continue };
-            let (Ok(checksum), Some(kind)) = (format!("{prefix_name}{rest}").parse::<Checksum>(), ObjectType::from_extension(ext)) else {
+            let Some((rest, ext)) = name.split_once('.') else {
+                continue;
+            };
+            let (Ok(checksum), Some(kind)) = (
+                format!("{prefix_name}{rest}").parse::<Checksum>(),
+                ObjectType::from_extension(ext),
+            ) else {
                 continue;
             };
             out.push((checksum, kind));
@@ -65,7 +70,11 @@ pub fn prune(repo: &Repo, options: &PruneOptions) -> Result<PruneReport> {
             history.insert(c);
             let within = options.depth.is_none_or(|d| depth <= d);
             let commit = repo.read_commit(&c)?;
-            if within || options.keep_younger_than.is_some_and(|t| commit.timestamp >= t) {
+            if within
+                || options
+                    .keep_younger_than
+                    .is_some_and(|t| commit.timestamp >= t)
+            {
                 mark_commit(repo, &c, &mut keep)?;
             }
             depth += 1;
@@ -85,7 +94,10 @@ pub fn prune(repo: &Repo, options: &PruneOptions) -> Result<PruneReport> {
             mark_commit(repo, c, &mut keep)?;
         }
     }
-    let mut report = PruneReport { total: all.len() as u64, ..Default::default() };
+    let mut report = PruneReport {
+        total: all.len() as u64,
+        ..Default::default()
+    };
     for (c, kind) in all {
         if keep.contains(&(c, kind)) {
             continue;
@@ -106,7 +118,11 @@ pub fn prune(repo: &Repo, options: &PruneOptions) -> Result<PruneReport> {
         let tmp = repo.path().join("tmp");
         if let Ok(entries) = fs::read_dir(&tmp) {
             for entry in entries.flatten() {
-                if entry.file_name().to_string_lossy().starts_with("staging-cairn-") {
+                if entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("staging-cairn-")
+                {
                     let _ = fs::remove_dir_all(entry.path());
                 }
             }
@@ -117,7 +133,11 @@ pub fn prune(repo: &Repo, options: &PruneOptions) -> Result<PruneReport> {
 
 /// Marks a commit, its detached metadata and its whole tree as kept. A corrupt tree
 /// object stops the prune: without it we cannot know what it keeps alive.
-fn mark_commit(repo: &Repo, checksum: &Checksum, keep: &mut HashSet<(Checksum, ObjectType)>) -> Result<()> {
+fn mark_commit(
+    repo: &Repo,
+    checksum: &Checksum,
+    keep: &mut HashSet<(Checksum, ObjectType)>,
+) -> Result<()> {
     if !keep.insert((*checksum, ObjectType::Commit)) {
         return Ok(());
     }
@@ -126,7 +146,12 @@ fn mark_commit(repo: &Repo, checksum: &Checksum, keep: &mut HashSet<(Checksum, O
     mark_tree(repo, &commit.root_tree, &commit.root_meta, keep)
 }
 
-fn mark_tree(repo: &Repo, tree: &Checksum, meta: &Checksum, keep: &mut HashSet<(Checksum, ObjectType)>) -> Result<()> {
+fn mark_tree(
+    repo: &Repo,
+    tree: &Checksum,
+    meta: &Checksum,
+    keep: &mut HashSet<(Checksum, ObjectType)>,
+) -> Result<()> {
     keep.insert((*meta, ObjectType::DirMeta));
     if !keep.insert((*tree, ObjectType::DirTree)) {
         return Ok(());

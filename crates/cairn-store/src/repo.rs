@@ -6,7 +6,9 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::object::{self, Checksum, Commit, DirTree, FileMeta, ObjectError, ObjectType, S_IFLNK, S_IFMT, S_IFREG};
+use crate::object::{
+    self, Checksum, Commit, DirTree, FileMeta, ObjectError, ObjectType, S_IFLNK, S_IFMT, S_IFREG,
+};
 use crate::xattr;
 
 pub const BARE_USER_XATTR: &[u8] = b"user.ostreemeta";
@@ -52,7 +54,9 @@ impl FromStr for RepoMode {
             "bare" => RepoMode::Bare,
             "bare-user" => RepoMode::BareUser,
             "bare-user-only" => RepoMode::BareUserOnly,
-            other => return Err(Error::Unsupported(format!("repository mode {other:?} (expected archive, bare, bare-user or bare-user-only)"))),
+            other => return Err(Error::Unsupported(format!(
+                "repository mode {other:?} (expected archive, bare, bare-user or bare-user-only)"
+            ))),
         })
     }
 }
@@ -68,9 +72,16 @@ pub enum Error {
     #[error("invalid ref name {name:?}: {why}")]
     BadRefName { name: String, why: &'static str },
     #[error("object {checksum}.{kind} is missing")]
-    MissingObject { checksum: Checksum, kind: ObjectType },
+    MissingObject {
+        checksum: Checksum,
+        kind: ObjectType,
+    },
     #[error("object {checksum}.{kind} is corrupt: {what}")]
-    Corrupt { checksum: Checksum, kind: ObjectType, what: String },
+    Corrupt {
+        checksum: Checksum,
+        kind: ObjectType,
+        what: String,
+    },
     #[error(transparent)]
     Object(#[from] ObjectError),
     #[error("path {path:?} not found in commit {commit}")]
@@ -89,7 +100,10 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for io::Result<T> {
     fn at(self, path: &Path) -> Result<T> {
-        self.map_err(|source| Error::Io { path: path.to_owned(), source })
+        self.map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })
     }
 }
 
@@ -121,16 +135,26 @@ pub struct Repo {
 /// Checks a ref name as OSTree does: `/`-separated components, each starting with a
 /// letter, digit or `_` and going on with letters, digits, `_`, `-` or `.`.
 pub fn validate_ref_name(name: &str) -> Result<()> {
-    let bad = |why| Err(Error::BadRefName { name: name.to_owned(), why });
+    let bad = |why| {
+        Err(Error::BadRefName {
+            name: name.to_owned(),
+            why,
+        })
+    };
     if name.is_empty() {
         return bad("empty");
     }
     for component in name.split('/') {
-        let Some(first) = component.bytes().next() else { return bad("empty path component") };
+        let Some(first) = component.bytes().next() else {
+            return bad("empty path component");
+        };
         if !(first.is_ascii_alphanumeric() || first == b'_') {
             return bad("each component must start with a letter, digit or `_`");
         }
-        if !component.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
+        if !component
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+        {
             return bad("only letters, digits, `_`, `-`, `.` and `/` are allowed");
         }
     }
@@ -140,7 +164,16 @@ pub fn validate_ref_name(name: &str) -> Result<()> {
 impl Repo {
     /// Creates a repository (ostree `init`). Existing repositories are left as they are.
     pub fn init(path: &Path, mode: RepoMode) -> Result<Repo> {
-        for dir in ["", "objects", "refs/heads", "refs/remotes", "refs/mirrors", "state", "tmp/cache", "extensions"] {
+        for dir in [
+            "",
+            "objects",
+            "refs/heads",
+            "refs/remotes",
+            "refs/mirrors",
+            "state",
+            "tmp/cache",
+            "extensions",
+        ] {
             fs::create_dir_all(path.join(dir)).at(&path.join(dir))?;
         }
         let config = path.join("config");
@@ -155,13 +188,26 @@ impl Repo {
         let config_path = path.join("config");
         let text = fs::read_to_string(&config_path).map_err(|e| Error::NotARepo {
             path: path.to_owned(),
-            reason: if e.kind() == io::ErrorKind::NotFound { "no config file".to_owned() } else { format!("config: {e}") },
+            reason: if e.kind() == io::ErrorKind::NotFound {
+                "no config file".to_owned()
+            } else {
+                format!("config: {e}")
+            },
         })?;
-        let mode = parse_core_mode(&text).map_err(|reason| Error::NotARepo { path: path.to_owned(), reason })?;
+        let mode = parse_core_mode(&text).map_err(|reason| Error::NotARepo {
+            path: path.to_owned(),
+            reason,
+        })?;
         if !path.join("objects").is_dir() {
-            return Err(Error::NotARepo { path: path.to_owned(), reason: "no objects directory".to_owned() });
+            return Err(Error::NotARepo {
+                path: path.to_owned(),
+                reason: "no objects directory".to_owned(),
+            });
         }
-        Ok(Repo { path: path.to_owned(), mode })
+        Ok(Repo {
+            path: path.to_owned(),
+            mode,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -198,13 +244,23 @@ impl Repo {
     pub fn read_metadata(&self, checksum: &Checksum, kind: ObjectType) -> Result<Vec<u8>> {
         let path = self.object_path(checksum, kind);
         let data = fs::read(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => Error::MissingObject { checksum: *checksum, kind },
-            _ => Error::Io { path: path.clone(), source: e },
+            io::ErrorKind::NotFound => Error::MissingObject {
+                checksum: *checksum,
+                kind,
+            },
+            _ => Error::Io {
+                path: path.clone(),
+                source: e,
+            },
         })?;
         if kind != ObjectType::CommitMeta {
             let actual = Checksum::of(&data);
             if actual != *checksum {
-                return Err(Error::Corrupt { checksum: *checksum, kind, what: format!("content hashes to {actual}") });
+                return Err(Error::Corrupt {
+                    checksum: *checksum,
+                    kind,
+                    what: format!("content hashes to {actual}"),
+                });
             }
         }
         Ok(data)
@@ -229,8 +285,14 @@ impl Repo {
     pub fn read_content_meta(&self, checksum: &Checksum) -> Result<(FileMeta, String, u64)> {
         let path = self.object_path(checksum, ObjectType::File);
         let missing = |e: io::Error| match e.kind() {
-            io::ErrorKind::NotFound => Error::MissingObject { checksum: *checksum, kind: ObjectType::File },
-            _ => Error::Io { path: path.clone(), source: e },
+            io::ErrorKind::NotFound => Error::MissingObject {
+                checksum: *checksum,
+                kind: ObjectType::File,
+            },
+            _ => Error::Io {
+                path: path.clone(),
+                source: e,
+            },
         };
         match self.mode {
             RepoMode::Archive => {
@@ -275,34 +337,64 @@ impl Repo {
         }
     }
 
-    fn bare_user_meta(&self, checksum: &Checksum, path: &Path, stat: &fs::Metadata) -> Result<FileMeta> {
+    fn bare_user_meta(
+        &self,
+        checksum: &Checksum,
+        path: &Path,
+        stat: &fs::Metadata,
+    ) -> Result<FileMeta> {
         if self.mode == RepoMode::BareUserOnly {
-            return Ok(FileMeta { uid: 0, gid: 0, mode: stat.mode(), xattrs: vec![] });
+            return Ok(FileMeta {
+                uid: 0,
+                gid: 0,
+                mode: stat.mode(),
+                xattrs: vec![],
+            });
         }
-        let raw = xattr::get(path, BARE_USER_XATTR).at(path)?.ok_or_else(|| Error::Corrupt {
-            checksum: *checksum,
-            kind: ObjectType::File,
-            what: "no user.ostreemeta xattr".into(),
-        })?;
+        let raw = xattr::get(path, BARE_USER_XATTR)
+            .at(path)?
+            .ok_or_else(|| Error::Corrupt {
+                checksum: *checksum,
+                kind: ObjectType::File,
+                what: "no user.ostreemeta xattr".into(),
+            })?;
         Ok(object::parse_bare_user_meta(checksum, &raw)?)
     }
 
     /// Reads a content object in full; with `verify`, refuses it unless it hashes to its name.
     pub fn read_content(&self, checksum: &Checksum, verify: bool) -> Result<Content> {
         let path = self.object_path(checksum, ObjectType::File);
-        let corrupt = |what: String| Error::Corrupt { checksum: *checksum, kind: ObjectType::File, what };
+        let corrupt = |what: String| Error::Corrupt {
+            checksum: *checksum,
+            kind: ObjectType::File,
+            what,
+        };
         let content = match self.mode {
             RepoMode::Archive => {
                 let raw = fs::read(&path).map_err(|e| match e.kind() {
-                    io::ErrorKind::NotFound => Error::MissingObject { checksum: *checksum, kind: ObjectType::File },
-                    _ => Error::Io { path: path.clone(), source: e },
+                    io::ErrorKind::NotFound => Error::MissingObject {
+                        checksum: *checksum,
+                        kind: ObjectType::File,
+                    },
+                    _ => Error::Io {
+                        path: path.clone(),
+                        source: e,
+                    },
                 })?;
                 decode_filez(checksum, &raw)?
             }
             _ => {
                 let (meta, symlink_target, _) = self.read_content_meta(checksum)?;
-                let data = if meta.mode & S_IFMT == S_IFREG { fs::read(&path).at(&path)? } else { Vec::new() };
-                Content { meta, symlink_target, data }
+                let data = if meta.mode & S_IFMT == S_IFREG {
+                    fs::read(&path).at(&path)?
+                } else {
+                    Vec::new()
+                };
+                Content {
+                    meta,
+                    symlink_target,
+                    data,
+                }
             }
         };
         if verify {
@@ -330,9 +422,17 @@ impl Repo {
         let path = self.ref_path(name)?;
         match fs::read_to_string(&path) {
             Ok(text) => Ok(Some(Checksum::from_str(text.trim_end()).map_err(|_| {
-                Error::Invalid(format!("ref {name:?} in {} does not hold a checksum", path.display()))
+                Error::Invalid(format!(
+                    "ref {name:?} in {} does not hold a checksum",
+                    path.display()
+                ))
             })?)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => Ok(None),
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.kind() == io::ErrorKind::NotADirectory =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(Error::Io { path, source: e }),
         }
     }
@@ -351,7 +451,9 @@ impl Repo {
         let path = self.ref_path(name)?;
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::RefNotFound(name.to_owned())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(Error::RefNotFound(name.to_owned()))
+            }
             Err(e) => Err(Error::Io { path, source: e }),
         }
     }
@@ -372,11 +474,21 @@ impl Repo {
         Ok(out)
     }
 
-    fn collect_refs(&self, dir: &Path, prefix: &str, out: &mut Vec<(String, Checksum)>) -> Result<()> {
+    fn collect_refs(
+        &self,
+        dir: &Path,
+        prefix: &str,
+        out: &mut Vec<(String, Checksum)>,
+    ) -> Result<()> {
         let entries = match fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::Io { path: dir.to_owned(), source: e }),
+            Err(e) => {
+                return Err(Error::Io {
+                    path: dir.to_owned(),
+                    source: e,
+                })
+            }
         };
         for entry in entries {
             let entry = entry.at(dir)?;
@@ -386,8 +498,12 @@ impl Repo {
                 self.collect_refs(&path, &format!("{prefix}{name}/"), out)?;
             } else {
                 let text = fs::read_to_string(&path).at(&path)?;
-                let checksum = Checksum::from_str(text.trim_end())
-                    .map_err(|_| Error::Invalid(format!("ref file {} does not hold a checksum", path.display())))?;
+                let checksum = Checksum::from_str(text.trim_end()).map_err(|_| {
+                    Error::Invalid(format!(
+                        "ref file {} does not hold a checksum",
+                        path.display()
+                    ))
+                })?;
                 out.push((format!("{prefix}{name}"), checksum));
             }
         }
@@ -400,11 +516,15 @@ impl Repo {
         let parents = rev.len() - base.len();
         let mut checksum = if let Ok(c) = Checksum::from_str(base) {
             if !self.has_object(&c, ObjectType::Commit) {
-                return Err(Error::MissingObject { checksum: c, kind: ObjectType::Commit });
+                return Err(Error::MissingObject {
+                    checksum: c,
+                    kind: ObjectType::Commit,
+                });
             }
             c
         } else {
-            self.read_ref(base)?.ok_or_else(|| Error::RefNotFound(base.to_owned()))?
+            self.read_ref(base)?
+                .ok_or_else(|| Error::RefNotFound(base.to_owned()))?
         };
         for _ in 0..parents {
             checksum = self
@@ -418,18 +538,36 @@ impl Repo {
     /// Finds the entry at `path` (absolute, `/`-separated) in a commit's tree.
     pub fn lookup_path(&self, commit: &Checksum, path: &str) -> Result<Entry> {
         let c = self.read_commit(commit)?;
-        let mut current = Entry::Dir { tree: c.root_tree, meta: c.root_meta };
+        let mut current = Entry::Dir {
+            tree: c.root_tree,
+            meta: c.root_meta,
+        };
         for component in path.split('/').filter(|s| !s.is_empty() && *s != ".") {
             let Entry::Dir { tree, .. } = current else {
-                return Err(Error::PathNotFound { path: path.to_owned(), commit: *commit });
+                return Err(Error::PathNotFound {
+                    path: path.to_owned(),
+                    commit: *commit,
+                });
             };
             let dirtree = self.read_dirtree(&tree)?;
-            if let Ok(i) = dirtree.files.binary_search_by(|f| f.0.as_str().cmp(component)) {
+            if let Ok(i) = dirtree
+                .files
+                .binary_search_by(|f| f.0.as_str().cmp(component))
+            {
                 current = Entry::File(dirtree.files[i].1);
-            } else if let Ok(i) = dirtree.dirs.binary_search_by(|d| d.0.as_str().cmp(component)) {
-                current = Entry::Dir { tree: dirtree.dirs[i].1, meta: dirtree.dirs[i].2 };
+            } else if let Ok(i) = dirtree
+                .dirs
+                .binary_search_by(|d| d.0.as_str().cmp(component))
+            {
+                current = Entry::Dir {
+                    tree: dirtree.dirs[i].1,
+                    meta: dirtree.dirs[i].2,
+                };
             } else {
-                return Err(Error::PathNotFound { path: path.to_owned(), commit: *commit });
+                return Err(Error::PathNotFound {
+                    path: path.to_owned(),
+                    commit: *commit,
+                });
             }
         }
         Ok(current)
@@ -440,21 +578,34 @@ impl Repo {
         let tmp = self.path.join("tmp");
         fs::create_dir_all(&tmp).at(&tmp)?;
         for attempt in 0..100u32 {
-            let name = format!("staging-cairn-{}-{}-{attempt}", std::process::id(), unique_suffix());
+            let name = format!(
+                "staging-cairn-{}-{}-{attempt}",
+                std::process::id(),
+                unique_suffix()
+            );
             let dir = tmp.join(name);
             match fs::create_dir(&dir) {
                 Ok(()) => return Ok(dir),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(Error::Io { path: dir, source: e }),
+                Err(e) => {
+                    return Err(Error::Io {
+                        path: dir,
+                        source: e,
+                    })
+                }
             }
         }
-        Err(Error::Invalid("could not create a staging directory".into()))
+        Err(Error::Invalid(
+            "could not create a staging directory".into(),
+        ))
     }
 
     /// Flushes everything written to the repository's filesystem.
     pub(crate) fn sync(&self) -> Result<()> {
         let dir = fs::File::open(&self.path).at(&self.path)?;
-        rustix::fs::syncfs(&dir).map_err(io::Error::from).at(&self.path)
+        rustix::fs::syncfs(&dir)
+            .map_err(io::Error::from)
+            .at(&self.path)
     }
 }
 
@@ -486,23 +637,39 @@ fn parse_core_mode(config: &str) -> Result<RepoMode, String> {
 
 fn unique_suffix() -> u64 {
     use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 /// Decodes a `.filez` object: `u32 BE header size`, 4 zero bytes, header, raw deflate.
 pub fn decode_filez(checksum: &Checksum, raw: &[u8]) -> Result<Content> {
-    let corrupt = |what: &str| Error::Corrupt { checksum: *checksum, kind: ObjectType::File, what: what.to_owned() };
+    let corrupt = |what: &str| Error::Corrupt {
+        checksum: *checksum,
+        kind: ObjectType::File,
+        what: what.to_owned(),
+    };
     if raw.len() < 8 {
         return Err(corrupt("truncated header"));
     }
     let header_len = u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize;
-    let header = raw.get(8..8 + header_len).ok_or_else(|| corrupt("truncated header"))?;
+    let header = raw
+        .get(8..8 + header_len)
+        .ok_or_else(|| corrupt("truncated header"))?;
     let (meta, symlink_target, size) = object::parse_archive_header(checksum, header)?;
     let compressed = &raw[8 + header_len..];
     let data = if meta.mode & S_IFMT == S_IFREG && size > 0 {
         let size = usize::try_from(size).map_err(|_| corrupt("size too large"))?;
-        if size > compressed.len().saturating_mul(1100).saturating_add(1 << 20) {
-            return Err(corrupt("declared size is impossible for the compressed data"));
+        if size
+            > compressed
+                .len()
+                .saturating_mul(1100)
+                .saturating_add(1 << 20)
+        {
+            return Err(corrupt(
+                "declared size is impossible for the compressed data",
+            ));
         }
         let mut out = vec![0u8; size];
         let mut d = libdeflater::Decompressor::new();
@@ -516,16 +683,31 @@ pub fn decode_filez(checksum: &Checksum, raw: &[u8]) -> Result<Content> {
     } else {
         Vec::new()
     };
-    Ok(Content { meta, symlink_target, data })
+    Ok(Content {
+        meta,
+        symlink_target,
+        data,
+    })
 }
 
 /// Writes a file atomically: temp file beside it, optional fsync, rename, fsync of the directory.
 pub fn write_file_atomic(path: &Path, data: &[u8], durable: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp-{}-{}", std::process::id(), unique_suffix()));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{file_name}.tmp-{}-{}",
+        std::process::id(),
+        unique_suffix()
+    ));
     let result = (|| {
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(&tmp)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)?;
         f.write_all(data)?;
         if durable {
             f.sync_all()?;

@@ -14,9 +14,15 @@ pub fn build_summary(repo: &Repo, now: u64) -> Result<Vec<u8>> {
         }
         let data = repo.read_metadata(&checksum, ObjectType::Commit)?;
         let commit = object::Commit::parse(&checksum, &data)?;
-        let mut meta = vec![("ostree.commit.timestamp".to_owned(), Value::U64(commit.timestamp.swap_bytes()))];
+        let mut meta = vec![(
+            "ostree.commit.timestamp".to_owned(),
+            Value::U64(commit.timestamp.swap_bytes()),
+        )];
         if let Some(version) = commit.version() {
-            meta.push(("ostree.commit.version".to_owned(), Value::Str(version.to_owned())));
+            meta.push((
+                "ostree.commit.version".to_owned(),
+                Value::Str(version.to_owned()),
+            ));
         }
         refs.push(Value::Struct(vec![
             Value::Str(name),
@@ -29,13 +35,29 @@ pub fn build_summary(repo: &Repo, now: u64) -> Result<Vec<u8>> {
     }
     // The order ostree 2022.7 writes them in, so that the bytes match.
     let metadata = vec![
-        ("ostree.summary.mode".to_owned(), Value::Str(repo.mode().config_name().to_owned())),
-        ("ostree.summary.last-modified".to_owned(), Value::U64(now.swap_bytes())),
-        ("ostree.summary.tombstone-commits".to_owned(), Value::Bool(false)),
-        ("ostree.summary.indexed-deltas".to_owned(), Value::Bool(true)),
+        (
+            "ostree.summary.mode".to_owned(),
+            Value::Str(repo.mode().config_name().to_owned()),
+        ),
+        (
+            "ostree.summary.last-modified".to_owned(),
+            Value::U64(now.swap_bytes()),
+        ),
+        (
+            "ostree.summary.tombstone-commits".to_owned(),
+            Value::Bool(false),
+        ),
+        (
+            "ostree.summary.indexed-deltas".to_owned(),
+            Value::Bool(true),
+        ),
     ];
     let ref_type = Type::parse("(s(taya{sv}))").expect("static type");
-    Ok(Value::Struct(vec![Value::Array(ref_type, refs), object::metadata_dict(&metadata)]).to_bytes())
+    Ok(Value::Struct(vec![
+        Value::Array(ref_type, refs),
+        object::metadata_dict(&metadata),
+    ])
+    .to_bytes())
 }
 
 /// Regenerates `summary` atomically and removes a `summary.sig` it would invalidate.

@@ -53,7 +53,12 @@ pub fn get(path: &Path, name: &[u8]) -> io::Result<Option<Vec<u8>>> {
 /// Sets every xattr on an open file.
 pub fn set_all_fd<Fd: AsFd>(fd: Fd, xattrs: &Xattrs) -> io::Result<()> {
     for (name, value) in xattrs {
-        rustix::fs::fsetxattr(&fd, std::ffi::OsStr::from_bytes_ext(name), value, rustix::fs::XattrFlags::empty())?;
+        rustix::fs::fsetxattr(
+            &fd,
+            std::ffi::OsStr::from_bytes_ext(name),
+            value,
+            rustix::fs::XattrFlags::empty(),
+        )?;
     }
     Ok(())
 }
@@ -61,7 +66,12 @@ pub fn set_all_fd<Fd: AsFd>(fd: Fd, xattrs: &Xattrs) -> io::Result<()> {
 /// Sets every xattr on a path without following a final symlink.
 pub fn set_all_path(path: &Path, xattrs: &Xattrs) -> io::Result<()> {
     for (name, value) in xattrs {
-        rustix::fs::lsetxattr(path, std::ffi::OsStr::from_bytes_ext(name), value, rustix::fs::XattrFlags::empty())?;
+        rustix::fs::lsetxattr(
+            path,
+            std::ffi::OsStr::from_bytes_ext(name),
+            value,
+            rustix::fs::XattrFlags::empty(),
+        )?;
     }
     Ok(())
 }

@@ -19,7 +19,12 @@ fn put(repo: &Repo, kind: ObjectType, data: &[u8]) -> Checksum {
 }
 
 fn put_file(repo: &Repo, content: &[u8]) -> Checksum {
-    let meta = FileMeta { uid: 0, gid: 0, mode: 0o100644, xattrs: vec![] };
+    let meta = FileMeta {
+        uid: 0,
+        gid: 0,
+        mode: 0o100644,
+        xattrs: vec![],
+    };
     let checksum = object::content_checksum(&meta, "", content);
     let header = object::archive_header_bytes(&meta, "", content.len() as u64);
     let mut data = (header.len() as u32).to_be_bytes().to_vec();
@@ -36,7 +41,11 @@ fn put_file(repo: &Repo, content: &[u8]) -> Checksum {
 /// Raw deflate with stored blocks: valid input for any inflater, no compressor needed.
 fn libdeflate_raw(content: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    let chunks: Vec<&[u8]> = if content.is_empty() { vec![&[][..]] } else { content.chunks(65535).collect() };
+    let chunks: Vec<&[u8]> = if content.is_empty() {
+        vec![&[][..]]
+    } else {
+        content.chunks(65535).collect()
+    };
     for (i, chunk) in chunks.iter().enumerate() {
         out.push(u8::from(i + 1 == chunks.len()));
         out.extend_from_slice(&(chunk.len() as u16).to_le_bytes());
@@ -50,9 +59,21 @@ fn libdeflate_raw(content: &[u8]) -> Vec<u8> {
 fn repo_with_name(dir: &Path, name: &str) -> (Repo, Checksum) {
     let repo = Repo::init(dir, RepoMode::Archive).unwrap();
     let file = put_file(&repo, b"payload\n");
-    let tree = DirTree { files: vec![(name.to_owned(), file)], dirs: vec![] };
+    let tree = DirTree {
+        files: vec![(name.to_owned(), file)],
+        dirs: vec![],
+    };
     let tree_checksum = put(&repo, ObjectType::DirTree, &tree.to_bytes());
-    let meta = put(&repo, ObjectType::DirMeta, &object::dirmeta_bytes(&FileMeta { uid: 0, gid: 0, mode: 0o40755, xattrs: vec![] }));
+    let meta = put(
+        &repo,
+        ObjectType::DirMeta,
+        &object::dirmeta_bytes(&FileMeta {
+            uid: 0,
+            gid: 0,
+            mode: 0o40755,
+            xattrs: vec![],
+        }),
+    );
     let commit = Commit {
         metadata: vec![],
         parent: None,
@@ -76,20 +97,44 @@ fn hostile_names_are_refused_naming_the_object() {
         let dest = tmp.path().join("dest");
         for args in [
             vec!["repo", "ls", "-R", "--repo", r, "main"],
-            vec!["repo", "checkout", "--repo", r, "main", dest.to_str().unwrap()],
+            vec![
+                "repo",
+                "checkout",
+                "--repo",
+                r,
+                "main",
+                dest.to_str().unwrap(),
+            ],
             vec!["repo", "fsck", "--repo", r],
         ] {
             let out = cairn(&args);
-            assert!(!out.status.success(), "{name:?}: {args:?} accepted a hostile dirtree");
+            assert!(
+                !out.status.success(),
+                "{name:?}: {args:?} accepted a hostile dirtree"
+            );
             let err = stderr(&out);
-            assert!(err.contains(&tree.to_hex()), "{name:?}: {args:?} does not name the object: {err}");
+            assert!(
+                err.contains(&tree.to_hex()),
+                "{name:?}: {args:?} does not name the object: {err}"
+            );
             assert!(!err.contains("panicked"), "{err}");
         }
         // Nothing was written outside the destination.
-        let outside: Vec<_> = fs::read_dir(tmp.path()).unwrap().flatten().map(|e| e.file_name()).collect();
-        assert!(outside.iter().all(|n| n == "repo" || n == "dest"), "{name:?}: wrote {outside:?}");
+        let outside: Vec<_> = fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(
+            outside.iter().all(|n| n == "repo" || n == "dest"),
+            "{name:?}: wrote {outside:?}"
+        );
         if dest.exists() {
-            assert_eq!(fs::read_dir(&dest).unwrap().count(), 0, "{name:?}: wrote into dest");
+            assert_eq!(
+                fs::read_dir(&dest).unwrap().count(),
+                0,
+                "{name:?}: wrote into dest"
+            );
         }
     }
 }
@@ -106,18 +151,60 @@ fn checkout_never_follows_symlinks_out_of_dest() {
     std::os::unix::fs::symlink(outside.join("escaped"), t1.join("file-link")).unwrap();
     let t2 = tmp.path().join("t2");
     write(&t2.join("usr/bin/payload"), b"must stay inside\n", 0o644);
-    write(&t2.join("file-link"), b"replaces the link, never writes through it\n", 0o644);
+    write(
+        &t2.join("file-link"),
+        b"replaces the link, never writes through it\n",
+        0o644,
+    );
     let repo = tmp.path().join("repo");
     let r = repo.to_str().unwrap();
     cairn_ok(&["repo", "init", "--repo", r, "--mode", "archive"]);
-    cairn_ok(&["repo", "commit", "--repo", r, "-b", "one", t1.to_str().unwrap()]);
-    cairn_ok(&["repo", "commit", "--repo", r, "-b", "two", t2.to_str().unwrap()]);
+    cairn_ok(&[
+        "repo",
+        "commit",
+        "--repo",
+        r,
+        "-b",
+        "one",
+        t1.to_str().unwrap(),
+    ]);
+    cairn_ok(&[
+        "repo",
+        "commit",
+        "--repo",
+        r,
+        "-b",
+        "two",
+        t2.to_str().unwrap(),
+    ]);
     let dest = tmp.path().join("dest");
-    cairn_ok(&["repo", "checkout", "--repo", r, "one", dest.to_str().unwrap()]);
-    cairn_ok(&["repo", "checkout", "--repo", r, "--union", "two", dest.to_str().unwrap()]);
-    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "checkout wrote through a symlink");
+    cairn_ok(&[
+        "repo",
+        "checkout",
+        "--repo",
+        r,
+        "one",
+        dest.to_str().unwrap(),
+    ]);
+    cairn_ok(&[
+        "repo",
+        "checkout",
+        "--repo",
+        r,
+        "--union",
+        "two",
+        dest.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        fs::read_dir(&outside).unwrap().count(),
+        0,
+        "checkout wrote through a symlink"
+    );
     assert!(fs::symlink_metadata(dest.join("usr")).unwrap().is_dir());
-    assert_eq!(fs::read(dest.join("usr/bin/payload")).unwrap(), b"must stay inside\n");
+    assert_eq!(
+        fs::read(dest.join("usr/bin/payload")).unwrap(),
+        b"must stay inside\n"
+    );
 }
 
 #[test]
@@ -130,10 +217,22 @@ fn corrupt_objects_are_named_and_refused() {
             let repo_path = tmp.path().join(format!("repo-{mode}-{damage}"));
             let r = repo_path.to_str().unwrap();
             cairn_ok(&["repo", "init", "--repo", r, "--mode", mode]);
-            cairn_ok(&["repo", "commit", "--repo", r, "-b", "main", tree.to_str().unwrap()]);
+            cairn_ok(&[
+                "repo",
+                "commit",
+                "--repo",
+                r,
+                "-b",
+                "main",
+                tree.to_str().unwrap(),
+            ]);
             let repo = Repo::open(&repo_path).unwrap();
             let commit = repo.resolve_rev("main").unwrap();
-            let cairn_store::repo::Entry::File(victim) = repo.lookup_path(&commit, "/usr/lib/data.bin").unwrap() else { panic!() };
+            let cairn_store::repo::Entry::File(victim) =
+                repo.lookup_path(&commit, "/usr/lib/data.bin").unwrap()
+            else {
+                panic!()
+            };
             let path = repo.object_path(&victim, ObjectType::File);
             let mut data = fs::read(&path).unwrap();
             let mut perms = fs::metadata(&path).unwrap().permissions();
@@ -149,18 +248,43 @@ fn corrupt_objects_are_named_and_refused() {
             } else {
                 // Keep the xattr: rewrite in place.
                 use std::io::Write;
-                let mut f = fs::OpenOptions::new().write(true).truncate(true).open(&path).unwrap();
+                let mut f = fs::OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .open(&path)
+                    .unwrap();
                 f.write_all(&data).unwrap();
             }
             let fsck = cairn(&["repo", "fsck", "--repo", r]);
-            assert!(!fsck.status.success(), "{mode}/{damage}: fsck passed a corrupt object");
-            assert!(stderr(&fsck).contains(&victim.to_hex()), "{mode}/{damage}: {}", stderr(&fsck));
+            assert!(
+                !fsck.status.success(),
+                "{mode}/{damage}: fsck passed a corrupt object"
+            );
+            assert!(
+                stderr(&fsck).contains(&victim.to_hex()),
+                "{mode}/{damage}: {}",
+                stderr(&fsck)
+            );
             let cat = cairn(&["repo", "cat", "--repo", r, "main", "/usr/lib/data.bin"]);
-            assert!(!cat.status.success() && cat.stdout.is_empty(), "{mode}/{damage}: cat served a corrupt object");
+            assert!(
+                !cat.status.success() && cat.stdout.is_empty(),
+                "{mode}/{damage}: cat served a corrupt object"
+            );
             assert!(stderr(&cat).contains(&victim.to_hex()), "{}", stderr(&cat));
             let dest = tmp.path().join(format!("co-{mode}-{damage}"));
-            let co = cairn(&["repo", "checkout", "--repo", r, "-U", "main", dest.to_str().unwrap()]);
-            assert!(!co.status.success(), "{mode}/{damage}: checkout used a corrupt object");
+            let co = cairn(&[
+                "repo",
+                "checkout",
+                "--repo",
+                r,
+                "-U",
+                "main",
+                dest.to_str().unwrap(),
+            ]);
+            assert!(
+                !co.status.success(),
+                "{mode}/{damage}: checkout used a corrupt object"
+            );
             assert!(stderr(&co).contains(&victim.to_hex()), "{}", stderr(&co));
         }
     }
@@ -175,25 +299,66 @@ fn errors_are_one_clear_line() {
     cairn_ok(&["repo", "init", "--repo", r, "--mode", "archive"]);
     let tree = tmp.path().join("tree");
     write(&tree.join("f"), b"x", 0o644);
-    cairn_ok(&["repo", "commit", "--repo", r, "-b", "main", tree.to_str().unwrap()]);
+    cairn_ok(&[
+        "repo",
+        "commit",
+        "--repo",
+        r,
+        "-b",
+        "main",
+        tree.to_str().unwrap(),
+    ]);
     let nodir = tmp.path().join("nodir");
     let zeros = "0".repeat(64);
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["repo", "log", "--repo", missing.to_str().unwrap(), "main"], "no OSTree repository at"),
-        (vec!["repo", "log", "--repo", r, "nope"], "ref \"nope\" not found"),
-        (vec!["repo", "cat", "--repo", r, "main", "/not/there"], "path \"/not/there\" not found in commit"),
+        (
+            vec!["repo", "log", "--repo", missing.to_str().unwrap(), "main"],
+            "no OSTree repository at",
+        ),
+        (
+            vec!["repo", "log", "--repo", r, "nope"],
+            "ref \"nope\" not found",
+        ),
+        (
+            vec!["repo", "cat", "--repo", r, "main", "/not/there"],
+            "path \"/not/there\" not found in commit",
+        ),
         (vec!["repo", "ls", "--repo", r, "main", "/zzz"], "not found"),
-        (vec!["repo", "rev-parse", "--repo", r, "bad ref"], "invalid ref name"),
-        (vec!["repo", "commit", "--repo", r, "-b", "main", nodir.to_str().unwrap()], "No such file"),
-        (vec!["repo", "init", "--repo", r, "--mode", "zip"], "repository mode"),
+        (
+            vec!["repo", "rev-parse", "--repo", r, "bad ref"],
+            "invalid ref name",
+        ),
+        (
+            vec![
+                "repo",
+                "commit",
+                "--repo",
+                r,
+                "-b",
+                "main",
+                nodir.to_str().unwrap(),
+            ],
+            "No such file",
+        ),
+        (
+            vec!["repo", "init", "--repo", r, "--mode", "zip"],
+            "repository mode",
+        ),
         (vec!["repo", "show", "--repo", r, &zeros], "is missing"),
     ];
     for (args, expect) in cases {
         let out = cairn(&args);
         assert!(!out.status.success(), "{args:?} succeeded");
         let err = stderr(&out);
-        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: not one line: {err}");
-        assert!(err.contains(expect), "{args:?}: {err:?} does not say {expect:?}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: not one line: {err}"
+        );
+        assert!(
+            err.contains(expect),
+            "{args:?}: {err:?} does not say {expect:?}"
+        );
         assert!(!err.contains("panicked"));
     }
 }
@@ -205,7 +370,20 @@ fn metadata_strings_are_recorded() {
     let tree = tmp.path().join("t");
     write(&tree.join("f"), b"x", 0o644);
     let r = repo.path().to_str().unwrap();
-    let c = cairn_ok(&["repo", "commit", "--repo", r, "-b", "x", "--add-metadata-string", "version=7", tree.to_str().unwrap()]);
+    let c = cairn_ok(&[
+        "repo",
+        "commit",
+        "--repo",
+        r,
+        "-b",
+        "x",
+        "--add-metadata-string",
+        "version=7",
+        tree.to_str().unwrap(),
+    ]);
     let commit = repo.read_commit(&c.trim().parse().unwrap()).unwrap();
-    assert_eq!(commit.metadata_value("version"), Some(&Value::Str("7".into())));
+    assert_eq!(
+        commit.metadata_value("version"),
+        Some(&Value::Str("7".into()))
+    );
 }

@@ -9,20 +9,32 @@ use std::process::{Command, Output};
 use sha2::{Digest, Sha256};
 
 pub fn cairn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cairn")).args(args).output().expect("run cairn")
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .output()
+        .expect("run cairn")
 }
 
 /// Runs cairn and insists on success; returns stdout.
 pub fn cairn_ok(args: &[&str]) -> String {
     let out = cairn(args);
-    assert!(out.status.success(), "cairn {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cairn {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
 
 /// Whether a peer program is installed. Without it a test skips, unless
 /// `CAIRN_REQUIRE_PEERS` is set (as in CI), where its absence is a failure.
 pub fn have_peer(program: &str) -> bool {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {program}")).output().map(|o| o.status.success()).unwrap_or(false);
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !found {
         if std::env::var_os("CAIRN_REQUIRE_PEERS").is_some() {
             panic!("{program} is required (CAIRN_REQUIRE_PEERS is set) but not installed");
@@ -33,12 +45,19 @@ pub fn have_peer(program: &str) -> bool {
 }
 
 pub fn ostree(args: &[&str]) -> Output {
-    Command::new("ostree").args(args).output().expect("run ostree")
+    Command::new("ostree")
+        .args(args)
+        .output()
+        .expect("run ostree")
 }
 
 pub fn ostree_ok(args: &[&str]) -> String {
     let out = ostree(args);
-    assert!(out.status.success(), "ostree {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ostree {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
 
@@ -51,19 +70,42 @@ pub fn write(path: &Path, data: &[u8], mode: u32) {
 }
 
 pub fn set_xattr(path: &Path, name: &str, value: &[u8]) {
-    cairn_store::xattr::set_all_path(path, &vec![(name.as_bytes().to_vec(), value.to_vec())]).unwrap();
+    cairn_store::xattr::set_all_path(path, &vec![(name.as_bytes().to_vec(), value.to_vec())])
+        .unwrap();
 }
 
 /// The tree acceptance 1 asks for: symlinks, empty dirs, setuid and private modes, an
 /// empty file, names with spaces and UTF-8, hardlinks, xattrs, and (if `big`) a file over 100 MB.
 pub fn build_tree(root: &Path, big: bool) {
     write(&root.join("usr/bin/tool"), b"#!/bin/sh\necho tool\n", 0o755);
-    write(&root.join("usr/bin/suid"), b"setuid binary stand-in\n", 0o4755);
-    write(&root.join("etc/shadow"), b"root:*:19000:0:99999:7:::\n", 0o600);
+    write(
+        &root.join("usr/bin/suid"),
+        b"setuid binary stand-in\n",
+        0o4755,
+    );
+    write(
+        &root.join("etc/shadow"),
+        b"root:*:19000:0:99999:7:::\n",
+        0o600,
+    );
     write(&root.join("etc/empty-file"), b"", 0o644);
-    write(&root.join("usr/share/doc/with space/read me.txt"), b"spaces\n", 0o644);
-    write(&root.join("usr/share/doc/ünïcødé/日本語.txt"), "UTF-8 names\n".as_bytes(), 0o644);
-    write(&root.join("usr/lib/data.bin"), &(0..70_000u32).flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes()).collect::<Vec<u8>>(), 0o644);
+    write(
+        &root.join("usr/share/doc/with space/read me.txt"),
+        b"spaces\n",
+        0o644,
+    );
+    write(
+        &root.join("usr/share/doc/ünïcødé/日本語.txt"),
+        "UTF-8 names\n".as_bytes(),
+        0o644,
+    );
+    write(
+        &root.join("usr/lib/data.bin"),
+        &(0..70_000u32)
+            .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
+            .collect::<Vec<u8>>(),
+        0o644,
+    );
     write(&root.join("usr/lib/hard-a"), b"same inode twice\n", 0o644);
     fs::hard_link(root.join("usr/lib/hard-a"), root.join("usr/lib/hard-b")).unwrap();
     std::os::unix::fs::symlink("../lib/data.bin", root.join("usr/bin/link-rel")).unwrap();
@@ -73,11 +115,21 @@ pub fn build_tree(root: &Path, big: bool) {
     fs::create_dir_all(root.join("var/tmp")).unwrap();
     fs::set_permissions(root.join("var/tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
     write(&root.join("etc/xattr-file"), b"has xattrs\n", 0o644);
-    set_xattr(&root.join("etc/xattr-file"), "user.cairn.test", b"value one");
-    set_xattr(&root.join("etc/xattr-file"), "user.another", b"\x00\x01binary");
+    set_xattr(
+        &root.join("etc/xattr-file"),
+        "user.cairn.test",
+        b"value one",
+    );
+    set_xattr(
+        &root.join("etc/xattr-file"),
+        "user.another",
+        b"\x00\x01binary",
+    );
     set_xattr(&root.join("etc"), "user.dir-attr", b"on a directory");
     if big {
-        let block: Vec<u8> = (0..1u32 << 20).map(|i| (i.wrapping_mul(31) >> 3) as u8).collect();
+        let block: Vec<u8> = (0..1u32 << 20)
+            .map(|i| (i.wrapping_mul(31) >> 3) as u8)
+            .collect();
         let mut data = Vec::with_capacity(101 << 20);
         for i in 0..101u8 {
             data.extend_from_slice(&block);
@@ -85,9 +137,17 @@ pub fn build_tree(root: &Path, big: bool) {
         }
         write(&root.join("usr/lib/big.img"), &data, 0o644);
     }
-    let status = Command::new("chown").args(["-h", "1000:1000"]).arg(root.join("etc/dangling")).status().unwrap();
+    let status = Command::new("chown")
+        .args(["-h", "1000:1000"])
+        .arg(root.join("etc/dangling"))
+        .status()
+        .unwrap();
     assert!(status.success());
-    let status = Command::new("chown").args(["12:34"]).arg(root.join("usr/share/doc/with space")).status().unwrap();
+    let status = Command::new("chown")
+        .args(["12:34"])
+        .arg(root.join("usr/share/doc/with space"))
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -110,11 +170,21 @@ pub fn snapshot(root: &Path, with_owner: bool, with_xattrs: bool) -> BTreeMap<St
     out
 }
 
-fn walk(root: &Path, dir: &Path, with_owner: bool, with_xattrs: bool, out: &mut BTreeMap<String, Node>) {
+fn walk(
+    root: &Path,
+    dir: &Path,
+    with_owner: bool,
+    with_xattrs: bool,
+    out: &mut BTreeMap<String, Node>,
+) {
     for entry in fs::read_dir(dir).unwrap() {
         let entry = entry.unwrap();
         let path = entry.path();
-        let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        let rel = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let st = fs::symlink_metadata(&path).unwrap();
         let xattrs = if with_xattrs && !st.file_type().is_symlink() {
             cairn_store::xattr::list_all(&path)
@@ -127,16 +197,37 @@ fn walk(root: &Path, dir: &Path, with_owner: bool, with_xattrs: bool, out: &mut 
             vec![]
         };
         let (kind, content) = if st.file_type().is_symlink() {
-            ('l', fs::read_link(&path).unwrap().to_string_lossy().into_owned())
+            (
+                'l',
+                fs::read_link(&path).unwrap().to_string_lossy().into_owned(),
+            )
         } else if st.is_dir() {
             walk(root, &path, with_owner, with_xattrs, out);
             ('d', String::new())
         } else {
             ('-', hex::encode(Sha256::digest(fs::read(&path).unwrap())))
         };
-        let mode = if kind == 'l' { 0o777 } else { st.mode() & 0o7777 };
-        let (uid, gid) = if with_owner { (st.uid(), st.gid()) } else { (0, 0) };
-        out.insert(rel, Node { kind, mode, uid, gid, content, xattrs });
+        let mode = if kind == 'l' {
+            0o777
+        } else {
+            st.mode() & 0o7777
+        };
+        let (uid, gid) = if with_owner {
+            (st.uid(), st.gid())
+        } else {
+            (0, 0)
+        };
+        out.insert(
+            rel,
+            Node {
+                kind,
+                mode,
+                uid,
+                gid,
+                content,
+                xattrs,
+            },
+        );
     }
 }
 
