@@ -9,6 +9,8 @@ use cairn_store::commit::CommitOptions;
 use cairn_store::gvariant::Value;
 use cairn_store::object::{display_value, S_IFDIR, S_IFLNK, S_IFMT};
 use cairn_store::prune::PruneOptions;
+use cairn_store::pull::PullOptions;
+use cairn_store::remote::Remote;
 use cairn_store::repo::Entry;
 use cairn_store::{Checksum, Repo, RepoMode};
 use clap::{Args, Subcommand};
@@ -95,6 +97,103 @@ enum Verb {
         #[arg(short = 'u', long)]
         update: bool,
     },
+    /// Serve an archive repository over HTTP.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
+    /// Manage remotes (stored in the repository config as ostree stores them).
+    #[command(subcommand)]
+    Remote(RemoteVerb),
+    /// Fetch refs from a remote (by name, or a URL) with their commits and trees.
+    Pull(PullArgs),
+    /// Sign a commit (or the summary) with ed25519 keys, as `ostree sign` does.
+    Sign {
+        #[arg(long, default_value = "ed25519")]
+        sign_type: String,
+        /// File of base64 secret keys, one per line.
+        #[arg(long)]
+        keys_file: Option<PathBuf>,
+        /// Sign the summary file instead of a commit.
+        #[arg(long)]
+        summary: bool,
+        /// The commit (omit with --summary), then base64 secret keys.
+        args: Vec<String>,
+    },
+    /// Verify a commit's ed25519 signatures against public keys.
+    Verify {
+        #[arg(long, default_value = "ed25519")]
+        sign_type: String,
+        /// File of base64 public keys, one per line.
+        #[arg(long)]
+        keys_file: Option<PathBuf>,
+        /// The commit, then base64 public keys.
+        args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RemoteVerb {
+    /// Add a remote.
+    Add {
+        name: String,
+        url: String,
+        /// Do nothing if the remote exists.
+        #[arg(long)]
+        if_not_exists: bool,
+        /// Do not verify GPG signatures (ostree's default is to verify them).
+        #[arg(long)]
+        no_gpg_verify: bool,
+        /// Verify ed25519 signatures: `ed25519=inline:KEY` or `ed25519=file:PATH`.
+        #[arg(long, value_name = "ed25519=inline:KEY|ed25519=file:PATH")]
+        sign_verify: Option<String>,
+        /// Do not verify ed25519 signatures.
+        #[arg(long, conflicts_with = "sign_verify")]
+        no_sign_verify: bool,
+        /// Further KEY=VALUE settings (e.g. gpgkeypath=…).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// List remotes (-u: with URLs).
+    List {
+        #[arg(short = 'u', long)]
+        show_urls: bool,
+    },
+    /// Delete a remote.
+    Delete {
+        name: String,
+        #[arg(long)]
+        if_exists: bool,
+    },
+}
+
+#[derive(Args)]
+struct PullArgs {
+    /// Also pull this many parents (-1: all).
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
+    depth: i64,
+    /// Fetch the commit objects only.
+    #[arg(long)]
+    commit_metadata_only: bool,
+    /// Do not verify signatures even where the remote asks for it.
+    #[arg(long)]
+    no_sign_verify: bool,
+    /// Print a JSON summary at the end.
+    #[arg(long)]
+    json: bool,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 32)]
+    max_in_flight: usize,
+    /// Seconds allowed for one request.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+    /// Retries of one request after network errors and 5xx answers.
+    #[arg(long, default_value_t = 5)]
+    retries: u32,
+    /// A remote name, or a URL.
+    remote: String,
+    refs: Vec<String>,
 }
 
 #[derive(Args)]
@@ -347,6 +446,9 @@ pub fn run(args: RepoArgs) -> Result<i32> {
                     "Checked {} refs, {} commits, {} dirtrees, {} dirmetas, {} content objects",
                     report.refs, report.commits, report.dirtrees, report.dirmetas, report.files
                 )?;
+                for c in &report.partial {
+                    writeln!(out, "commit {c} is partial (its tree was not pulled); not checked")?;
+                }
                 for p in &report.problems {
                     eprintln!("error: {p}");
                 }
@@ -387,6 +489,92 @@ pub fn run(args: RepoArgs) -> Result<i32> {
                 report.freed_bytes
             )?;
         }
+        Verb::Serve { listen } => {
+            let repo = open_repo(&args.repo)?;
+            if !repo.is_archive() {
+                bail!("{} is a {} repository; only archive repositories can be served over HTTP", repo.path().display(), repo.mode().cli_name());
+            }
+            cairn_repo_server::run(repo.path().to_owned(), listen).with_context(|| format!("serve on {listen}"))?;
+        }
+        Verb::Remote(verb) => {
+            let repo = open_repo(&args.repo)?;
+            remote(&repo, verb, &mut out)?;
+        }
+        Verb::Pull(p) => {
+            let repo = open_repo(&args.repo)?;
+            let remote = if p.remote.contains("://") { Remote::from_url(&p.remote) } else { repo.remote(&p.remote)? };
+            let options = PullOptions {
+                refs: p.refs.clone(),
+                depth: p.depth,
+                commit_metadata_only: p.commit_metadata_only,
+                max_in_flight: p.max_in_flight,
+                timeout: std::time::Duration::from_secs(p.timeout.max(1)),
+                retries: p.retries,
+                no_sign_verify: p.no_sign_verify,
+                progress: !p.json,
+            };
+            let report = cairn_store::pull::pull(&repo, &remote, &options).with_context(|| format!("pull from {}", remote.url))?;
+            if p.json {
+                serde_json::to_writer_pretty(
+                    &mut out,
+                    &serde_json::json!({
+                        "refs": report.refs.iter().map(|(n, c)| serde_json::json!({"ref": n, "commit": c.to_hex()})).collect::<Vec<_>>(),
+                        "requests": report.requests, "objects_fetched": report.objects_fetched,
+                        "objects_present": report.objects_present, "bytes_fetched": report.bytes_fetched,
+                        "seconds": report.seconds,
+                    }),
+                )?;
+                writeln!(out)?;
+            } else {
+                for (name, checksum) in &report.refs {
+                    writeln!(out, "{name} {checksum}")?;
+                }
+                eprintln!(
+                    "{} objects fetched ({} already present), {} bytes in {} requests, {:.1}s",
+                    report.objects_fetched, report.objects_present, report.bytes_fetched, report.requests, report.seconds
+                );
+            }
+        }
+        Verb::Sign { sign_type, keys_file, summary, args: rest } => {
+            let repo = open_repo(&args.repo)?;
+            if sign_type != "ed25519" {
+                bail!("--sign-type {sign_type:?}: only ed25519 is supported");
+            }
+            let (commit, keys) = if summary { (None, rest.as_slice()) } else {
+                let (first, keys) = rest.split_first().context("give the commit to sign")?;
+                (Some(first.clone()), keys)
+            };
+            let mut texts: Vec<String> = keys.to_vec();
+            if let Some(f) = keys_file {
+                texts.extend(cairn_store::sign::read_key_lines(&f)?);
+            }
+            if texts.is_empty() {
+                bail!("no secret key given: pass keys after the commit or --keys-file FILE");
+            }
+            let keys = texts.iter().map(|t| cairn_store::sign::parse_secret_key(t)).collect::<Result<Vec<_>, _>>()?;
+            match commit {
+                Some(rev) => {
+                    let checksum = repo.resolve_rev(&rev)?;
+                    repo.sign_commit(&checksum, &keys)?;
+                }
+                None => repo.sign_summary(&keys)?,
+            }
+        }
+        Verb::Verify { sign_type, keys_file, args: rest } => {
+            let repo = open_repo(&args.repo)?;
+            if sign_type != "ed25519" {
+                bail!("--sign-type {sign_type:?}: only ed25519 is supported");
+            }
+            let (rev, keys) = rest.split_first().context("give the commit to verify")?;
+            let mut texts: Vec<String> = keys.to_vec();
+            if let Some(f) = keys_file {
+                texts.extend(cairn_store::sign::read_key_lines(&f)?);
+            }
+            let keys = texts.iter().map(|t| cairn_store::sign::parse_public_key(t)).collect::<Result<Vec<_>, _>>()?;
+            let checksum = repo.resolve_rev(rev)?;
+            repo.verify_commit_ed25519(&checksum, &keys)?;
+            writeln!(out, "commit {checksum}: valid ed25519 signature")?;
+        }
         Verb::Summary { update } => {
             let repo = open_repo(&args.repo)?;
             if update {
@@ -401,6 +589,51 @@ pub fn run(args: RepoArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+fn remote(repo: &Repo, verb: RemoteVerb, out: &mut impl Write) -> Result<()> {
+    match verb {
+        RemoteVerb::Add { name, url, if_not_exists, no_gpg_verify, sign_verify, no_sign_verify, set } => {
+            let mut options = Vec::new();
+            if no_gpg_verify {
+                options.push(("gpg-verify".to_owned(), "false".to_owned()));
+            }
+            if let Some(spec) = sign_verify {
+                let (kind, source) = spec.split_once('=').context("--sign-verify expects ed25519=inline:KEY or ed25519=file:PATH")?;
+                if kind != "ed25519" {
+                    bail!("--sign-verify {spec:?}: only ed25519 is supported");
+                }
+                options.push(("sign-verify".to_owned(), "true".to_owned()));
+                if let Some(key) = source.strip_prefix("inline:") {
+                    cairn_store::sign::parse_public_key(key)?;
+                    options.push(("verification-ed25519-key".to_owned(), key.to_owned()));
+                } else if let Some(path) = source.strip_prefix("file:") {
+                    options.push(("verification-ed25519-file".to_owned(), path.to_owned()));
+                } else {
+                    bail!("--sign-verify {spec:?}: expected inline:KEY or file:PATH after ed25519=");
+                }
+            }
+            if no_sign_verify {
+                options.push(("sign-verify".to_owned(), "false".to_owned()));
+            }
+            for kv in set {
+                let (k, v) = kv.split_once('=').with_context(|| format!("--set {kv:?}: expected KEY=VALUE"))?;
+                options.push((k.to_owned(), v.to_owned()));
+            }
+            repo.add_remote(&name, &url, &options, if_not_exists)?;
+        }
+        RemoteVerb::List { show_urls } => {
+            for r in repo.remotes()? {
+                if show_urls {
+                    writeln!(out, "{}  {}", r.name, r.url)?;
+                } else {
+                    writeln!(out, "{}", r.name)?;
+                }
+            }
+        }
+        RemoteVerb::Delete { name, if_exists } => repo.delete_remote(&name, if_exists)?,
+    }
+    Ok(())
 }
 
 fn normalize(path: &str) -> String {

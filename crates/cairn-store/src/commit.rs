@@ -141,7 +141,7 @@ impl<'r> Transaction<'r> {
     }
 
     /// Writes a content object if the repository lacks it; returns whether it was new.
-    fn write_content(
+    pub(crate) fn write_content(
         &self,
         checksum: &Checksum,
         meta: &FileMeta,
@@ -236,15 +236,32 @@ impl<'r> Transaction<'r> {
         self.staged.lock().expect("staging set poisoned").len() as u64
     }
 
-    /// Makes every staged object durable and visible: sync, rename into `objects/`, sync.
-    pub(crate) fn publish(self) -> Result<()> {
+    /// Writes an archive content object exactly as received (the caller has verified it).
+    pub(crate) fn write_raw_content(&self, checksum: &Checksum, raw: &[u8]) -> Result<bool> {
+        if !self.claim(checksum, ObjectType::File) {
+            return Ok(false);
+        }
+        let path = self.staging_path(checksum, ObjectType::File);
+        fs::write(&path, raw).at(&path)?;
+        fault::point("object");
+        Ok(true)
+    }
+
+    /// Writes detached metadata for a commit (not content-addressed: replaced if present).
+    pub(crate) fn write_commitmeta(&self, commit: &Checksum, data: &[u8]) -> Result<()> {
+        self.staged.lock().expect("staging set poisoned").insert((*commit, ObjectType::CommitMeta));
+        let path = self.staging_path(commit, ObjectType::CommitMeta);
+        fs::write(&path, data).at(&path)
+    }
+
+    /// Makes the objects staged so far durable and visible: sync, rename into `objects/`
+    /// (content first, commits last), sync. The transaction stays usable.
+    pub(crate) fn flush(&self) -> Result<()> {
+        let mut staged: Vec<(Checksum, ObjectType)> = self.staged.lock().expect("staging set poisoned").drain().collect();
+        if staged.is_empty() {
+            return Ok(());
+        }
         self.repo.sync()?;
-        let mut staged: Vec<(Checksum, ObjectType)> = self
-            .staged
-            .lock()
-            .expect("staging set poisoned")
-            .drain()
-            .collect();
         // Content and trees before the commit that names them: `ostree fsck` checks every
         // commit object present, so a commit must never be visible before its tree.
         staged.sort_by_key(|(_, kind)| match kind {
@@ -263,12 +280,7 @@ impl<'r> Transaction<'r> {
                 match fs::create_dir(&dir) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(e) => {
-                        return Err(Error::Io {
-                            path: dir,
-                            source: e,
-                        })
-                    }
+                    Err(e) => return Err(Error::Io { path: dir, source: e }),
                 }
             }
             let from = self.staging_path(checksum, *kind);
@@ -276,7 +288,12 @@ impl<'r> Transaction<'r> {
             fs::rename(&from, &to).at(&to)?;
             fault::point("publish");
         }
-        self.repo.sync()?;
+        self.repo.sync()
+    }
+
+    /// Publishes everything staged and ends the transaction.
+    pub(crate) fn publish(self) -> Result<()> {
+        self.flush()?;
         let _ = fs::remove_dir_all(&self.staging);
         Ok(())
     }

@@ -15,6 +15,8 @@ pub struct FsckReport {
     pub dirtrees: u64,
     pub dirmetas: u64,
     pub files: u64,
+    /// Commits whose trees are incomplete on purpose (interrupted or metadata-only pulls).
+    pub partial: Vec<Checksum>,
     /// One line per corrupt or missing object, naming it.
     pub problems: Vec<String>,
 }

@@ -9,10 +9,14 @@ pub mod diff;
 mod fault;
 pub mod fsck;
 pub mod gvariant;
+pub mod keyfile;
 mod lock;
 pub mod object;
 pub mod prune;
+pub mod pull;
+pub mod remote;
 pub mod repo;
+pub mod sign;
 pub mod summary;
 pub mod xattr;
 

@@ -86,6 +86,8 @@ pub enum Error {
     Object(#[from] ObjectError),
     #[error("path {path:?} not found in commit {commit}")]
     PathNotFound { path: String, commit: Checksum },
+    #[error("fetch {url}: {reason}")]
+    Fetch { url: String, reason: String },
     #[error("{0}")]
     Unsupported(String),
     #[error("{0}")]

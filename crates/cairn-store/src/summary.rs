@@ -1,8 +1,8 @@
 //! The `summary` file: every ref with its commit, as `ostree summary -u` writes it.
 
 use crate::gvariant::{Type, Value};
-use crate::object::{self, ObjectType};
-use crate::repo::{write_file_atomic, Repo, Result};
+use crate::object::{self, Checksum, ObjectType};
+use crate::repo::{write_file_atomic, Error, Repo, Result};
 
 /// Builds the summary `(a(s(taya{sv}))a{sv})` for the local refs; `now` is the
 /// `ostree.summary.last-modified` time in seconds.
@@ -66,4 +66,27 @@ pub fn update_summary(repo: &Repo, now: u64) -> Result<Vec<u8>> {
     write_file_atomic(&repo.path().join("summary"), &bytes, true)?;
     let _ = std::fs::remove_file(repo.path().join("summary.sig"));
     Ok(bytes)
+}
+
+/// The refs listed in a summary file, validated: well-formed names, 32-byte checksums.
+pub fn parse_summary_refs(summary: &[u8]) -> Result<Vec<(String, Checksum)>> {
+    let bad = |what: String| Error::Invalid(format!("summary: {what}"));
+    let ty = Type::parse("(a(s(taya{sv}))a{sv})").expect("static type");
+    let v = crate::gvariant::decode(&ty, summary).map_err(|e| bad(e.to_string()))?;
+    let Value::Struct(m) = v else { return Err(bad("not a summary".into())) };
+    let Some(Value::Array(_, refs)) = m.first() else { return Err(bad("no ref list".into())) };
+    let mut out = Vec::new();
+    for r in refs {
+        let Value::Struct(entry) = r else { return Err(bad("ref entry".into())) };
+        let name = entry.first().and_then(Value::as_str).ok_or_else(|| bad("ref without a name".into()))?;
+        crate::repo::validate_ref_name(name)?;
+        let Some(Value::Struct(info)) = entry.get(1) else { return Err(bad(format!("ref {name:?}: no commit"))) };
+        let checksum = info
+            .get(1)
+            .and_then(Value::as_bytes)
+            .and_then(Checksum::from_slice)
+            .ok_or_else(|| bad(format!("ref {name:?}: checksum is not 32 bytes")))?;
+        out.push((name.to_owned(), checksum));
+    }
+    Ok(out)
 }

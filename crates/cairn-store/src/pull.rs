@@ -1,0 +1,548 @@
+//! Pulling from an OSTree archive repository over HTTP (or `file://`).
+//!
+//! The walk is ostree's: resolve refs (summary, else `refs/heads/`), fetch the commit and
+//! its detached metadata, verify signatures before anything else, mark the commit partial,
+//! then fetch dirtrees and dirmetas first and content after, many requests in flight over
+//! pooled connections. Every object is re-hashed before it is staged; staged objects are
+//! published in batches, so an interrupted pull keeps what it verified and a rerun fetches
+//! only what is missing. Refs move last.
+
+use std::collections::{HashSet, VecDeque};
+use std::fs;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use crate::commit::Transaction;
+use crate::keyfile::KeyFile;
+use crate::object::{Checksum, Commit, DirTree, ObjectType};
+use crate::remote::Remote;
+use crate::repo::{decode_filez, validate_ref_name, write_file_atomic, Content, Error, Repo, RepoMode, Result};
+use crate::sign;
+
+#[derive(Clone, Debug)]
+pub struct PullOptions {
+    /// Refs to pull; empty means every ref in the remote's summary.
+    pub refs: Vec<String>,
+    /// Parents to pull as well: 0 none, -1 the whole history.
+    pub depth: i64,
+    /// Fetch commit objects only, leaving them partial.
+    pub commit_metadata_only: bool,
+    /// Requests in flight at once.
+    pub max_in_flight: usize,
+    /// Time allowed for one request (connect, headers and body).
+    pub timeout: Duration,
+    /// Retries of one request after a network error or a 5xx answer.
+    pub retries: u32,
+    /// Skip signature verification even where the remote asks for it (`--no-sign-verify`).
+    pub no_sign_verify: bool,
+    /// Show a progress line on stderr when it is a terminal.
+    pub progress: bool,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions {
+            refs: vec![],
+            depth: 0,
+            commit_metadata_only: false,
+            max_in_flight: 32,
+            timeout: Duration::from_secs(60),
+            retries: 5,
+            no_sign_verify: false,
+            progress: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PullReport {
+    pub refs: Vec<(String, Checksum)>,
+    pub requests: u64,
+    pub objects_fetched: u64,
+    pub bytes_fetched: u64,
+    /// Objects the walk needed that the repository already had.
+    pub objects_present: u64,
+    pub seconds: f64,
+}
+
+struct Http {
+    client: reqwest::Client,
+    base: String,
+    retries: u32,
+    requests: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Http {
+    /// GETs `rel` under the remote URL. `Ok(None)` for a 404 when `optional`.
+    async fn get(&self, rel: &str, optional: bool) -> Result<Option<bytes::Bytes>> {
+        let url = format!("{}{rel}", self.base);
+        if let Some(path) = url.strip_prefix("file://") {
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            return match tokio::fs::read(path).await {
+                Ok(data) => {
+                    self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    Ok(Some(data.into()))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && optional => Ok(None),
+                Err(e) => Err(Error::Fetch { url, reason: e.to_string() }),
+            };
+        }
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 0;
+        loop {
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let reason = match self.client.get(&url).send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    if status == reqwest::StatusCode::NOT_FOUND && optional {
+                        return Ok(None);
+                    }
+                    if status.is_success() {
+                        match resp.bytes().await {
+                            Ok(body) => {
+                                self.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+                                return Ok(Some(body));
+                            }
+                            Err(e) => format!("reading the body: {}", error_chain(&e)),
+                        }
+                    } else if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS || status == reqwest::StatusCode::REQUEST_TIMEOUT {
+                        format!("HTTP {status}")
+                    } else {
+                        return Err(Error::Fetch { url, reason: format!("HTTP {status}") });
+                    }
+                }
+                Err(e) => error_chain(&e),
+            };
+            attempt += 1;
+            if attempt > self.retries {
+                return Err(Error::Fetch { url, reason: format!("{reason} (gave up after {attempt} attempts)") });
+            }
+            tracing::debug!(%url, %reason, attempt, "retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+/// What a fetch task hands back: verified bytes, ready to stage.
+enum Fetched {
+    DirTree(bytes::Bytes, DirTree),
+    DirMeta(bytes::Bytes),
+    /// An archive object as received, for archive repositories.
+    RawFile(Checksum, bytes::Bytes),
+    /// Decoded content, for bare repositories.
+    File(Checksum, Content),
+}
+
+fn object_rel(checksum: &Checksum, kind: ObjectType) -> String {
+    let (prefix, rest) = checksum.loose_prefix_and_rest();
+    format!("objects/{prefix}/{rest}.{}", kind.extension(true))
+}
+
+async fn fetch_verified(http: Arc<Http>, checksum: Checksum, kind: ObjectType, archive_target: bool) -> Result<Fetched> {
+    let body = http
+        .get(&object_rel(&checksum, kind), false)
+        .await?
+        .ok_or_else(|| Error::MissingObject { checksum, kind })?;
+    let url = format!("{}{}", http.base, object_rel(&checksum, kind));
+    tokio::task::spawn_blocking(move || -> Result<Fetched> {
+        match kind {
+            ObjectType::File => {
+                let content = decode_filez(&checksum, &body)?;
+                let actual = content.checksum();
+                if actual != checksum {
+                    return Err(Error::Corrupt { checksum, kind, what: format!("served by {url}, hashes to {actual}; not stored") });
+                }
+                Ok(if archive_target { Fetched::RawFile(checksum, body) } else { Fetched::File(checksum, content) })
+            }
+            _ => {
+                let actual = Checksum::of(&body);
+                if actual != checksum {
+                    return Err(Error::Corrupt { checksum, kind, what: format!("served by {url}, hashes to {actual}; not stored") });
+                }
+                if kind == ObjectType::DirTree {
+                    let tree = DirTree::parse(&checksum, &body)?;
+                    Ok(Fetched::DirTree(body, tree))
+                } else {
+                    crate::object::parse_dirmeta(&checksum, &body)?;
+                    Ok(Fetched::DirMeta(body))
+                }
+            }
+        }
+    })
+    .await
+    .map_err(|e| Error::Invalid(format!("verification task failed: {e}")))?
+}
+
+fn partial_marker(repo: &Repo, commit: &Checksum) -> std::path::PathBuf {
+    repo.path().join("state").join(format!("{commit}.commitpartial"))
+}
+
+fn any_partial(repo: &Repo) -> bool {
+    fs::read_dir(repo.path().join("state"))
+        .map(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".commitpartial")))
+        .unwrap_or(false)
+}
+
+impl Repo {
+    /// Whether a commit's tree may be incomplete (an interrupted or metadata-only pull).
+    pub fn is_commit_partial(&self, commit: &Checksum) -> bool {
+        partial_marker(self, commit).exists()
+    }
+}
+
+/// Pulls `options.refs` from `remote` into `repo`. Refs land under `refs/remotes/NAME/`
+/// for a named remote, under `refs/heads/` for a bare URL.
+pub fn pull(repo: &Repo, remote: &Remote, options: &PullOptions) -> Result<PullReport> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Invalid(format!("start the async runtime: {e}")))?;
+    runtime.block_on(pull_async(repo, remote, options))
+}
+
+async fn pull_async(repo: &Repo, remote: &Remote, options: &PullOptions) -> Result<PullReport> {
+    let started = Instant::now();
+    let client = reqwest::Client::builder()
+        .timeout(options.timeout)
+        .connect_timeout(options.timeout.min(Duration::from_secs(30)))
+        .pool_max_idle_per_host(options.max_in_flight)
+        .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::Invalid(format!("HTTP client: {e}")))?;
+    let mut base = remote.url.clone();
+    if !base.ends_with('/') {
+        base.push('/');
+    }
+    let http = Arc::new(Http { client, base, retries: options.retries, requests: AtomicU64::new(0), bytes: AtomicU64::new(0) });
+
+    // The remote must be an archive repository: that is what OSTree serves over HTTP.
+    let config = http.get("config", false).await?.unwrap_or_default();
+    let config = KeyFile::parse(&String::from_utf8_lossy(&config))
+        .map_err(|e| Error::Invalid(format!("remote config at {}config: {e}", http.base)))?;
+    match config.get("core", "mode") {
+        Some("archive-z2") | Some("archive") => {}
+        other => return Err(Error::Unsupported(format!("remote {} is not an archive repository (mode {other:?})", http.base))),
+    }
+
+    let ed25519_keys = if remote.sign_verify && !options.no_sign_verify {
+        let mut texts = remote.ed25519_keys.clone();
+        if let Some(file) = &remote.ed25519_key_file {
+            texts.extend(sign::read_key_lines(file)?);
+        }
+        Some(texts.iter().map(|t| sign::parse_public_key(t)).collect::<Result<Vec<_>>>()?)
+    } else {
+        None
+    };
+    if remote.gpg_verify && !options.no_sign_verify {
+        return Err(Error::Unsupported(format!(
+            "remote {:?} has gpg-verify=true, and cairn cannot verify GPG signatures yet; add it with --no-gpg-verify (and use ed25519 signatures with --sign-verify)",
+            remote.name
+        )));
+    }
+
+    let targets = resolve_refs(&http, remote, options, ed25519_keys.as_deref()).await?;
+    let tx = Transaction::begin(repo)?;
+    let result = walk(repo, &tx, &http, &targets, options, ed25519_keys.as_deref()).await;
+    // Whatever was verified is kept, even on failure: a rerun fetches only the rest.
+    let flushed = tx.publish();
+    let (objects_fetched, objects_present, complete_commits) = result?;
+    flushed?;
+    for commit in &complete_commits {
+        let _ = fs::remove_file(partial_marker(repo, commit));
+    }
+    let mut refs = Vec::new();
+    for (name, checksum) in &targets {
+        let local = if remote.name.is_empty() { name.clone() } else { format!("{}:{name}", remote.name) };
+        repo.write_ref(&local, checksum)?;
+        refs.push((name.clone(), *checksum));
+    }
+    Ok(PullReport {
+        refs,
+        requests: http.requests.load(Ordering::Relaxed),
+        objects_fetched,
+        bytes_fetched: http.bytes.load(Ordering::Relaxed),
+        objects_present,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Resolves the refs to pull, from the summary or from `refs/heads/`.
+async fn resolve_refs(
+    http: &Http,
+    remote: &Remote,
+    options: &PullOptions,
+    ed25519_keys: Option<&[ed25519_dalek::VerifyingKey]>,
+) -> Result<Vec<(String, Checksum)>> {
+    let summary = http.get("summary", true).await?;
+    if let Some(summary) = &summary {
+        if remote.sign_verify_summary {
+            if let Some(keys) = ed25519_keys {
+                let sig = http.get("summary.sig", true).await?.ok_or_else(|| {
+                    Error::Invalid(format!("{}summary is not signed (sign-verify-summary is on)", http.base))
+                })?;
+                let detached = sign::parse_detached(&sig)?;
+                if !sign::verify_ed25519(&detached, keys, summary) {
+                    return Err(Error::Invalid(format!("{}summary.sig: no valid ed25519 signature for a trusted key", http.base)));
+                }
+            }
+        }
+    }
+    let listed = match &summary {
+        Some(bytes) => Some(crate::summary::parse_summary_refs(bytes)?),
+        None => None,
+    };
+    let wanted: Vec<String> = if options.refs.is_empty() {
+        match &listed {
+            Some(refs) => refs.iter().map(|(n, _)| n.clone()).collect(),
+            None => return Err(Error::Invalid(format!("{} has no summary: name the refs to pull", http.base))),
+        }
+    } else {
+        options.refs.clone()
+    };
+    let mut out = Vec::new();
+    for name in wanted {
+        validate_ref_name(&name)?;
+        let checksum = match listed.as_ref().and_then(|l| l.iter().find(|(n, _)| *n == name)) {
+            Some((_, c)) => *c,
+            None => {
+                let body = http
+                    .get(&format!("refs/heads/{name}"), true)
+                    .await?
+                    .ok_or_else(|| Error::RefNotFound(format!("{name} (on {})", http.base)))?;
+                let text = String::from_utf8_lossy(&body);
+                text.trim_end().parse::<Checksum>().map_err(|_| {
+                    Error::Invalid(format!("{}refs/heads/{name} does not hold a checksum", http.base))
+                })?
+            }
+        };
+        out.push((name, checksum));
+    }
+    Ok(out)
+}
+
+type WalkOutcome = (u64, u64, Vec<Checksum>);
+
+async fn walk(
+    repo: &Repo,
+    tx: &Transaction<'_>,
+    http: &Arc<Http>,
+    targets: &[(String, Checksum)],
+    options: &PullOptions,
+    ed25519_keys: Option<&[ed25519_dalek::VerifyingKey]>,
+) -> Result<WalkOutcome> {
+    let archive_target = repo.mode() == RepoMode::Archive;
+    // Without partial commits from earlier pulls, a dirtree already present has its whole
+    // subtree present too, and need not be walked again.
+    let trust_present = !any_partial(repo);
+    let mut fetched = 0u64;
+    let mut present = 0u64;
+    let mut roots = Vec::new();
+    let mut seen_commits = HashSet::new();
+    let mut complete = Vec::new();
+
+    // Commits first, each verified before any of its tree is fetched.
+    for (_, head) in targets {
+        let mut next = Some((*head, options.depth));
+        while let Some((checksum, depth)) = next.take() {
+            if !seen_commits.insert(checksum) {
+                break;
+            }
+            let have = repo.has_object(&checksum, ObjectType::Commit);
+            let commit = if have {
+                present += 1;
+                repo.read_commit(&checksum)?
+            } else {
+                let meta = http.get(&object_rel(&checksum, ObjectType::CommitMeta), true).await?;
+                let data = http
+                    .get(&object_rel(&checksum, ObjectType::Commit), false)
+                    .await?
+                    .ok_or(Error::MissingObject { checksum, kind: ObjectType::Commit })?;
+                if Checksum::of(&data) != checksum {
+                    return Err(Error::Corrupt {
+                        checksum,
+                        kind: ObjectType::Commit,
+                        what: format!("served by {}, hashes to {}; not stored", http.base, Checksum::of(&data)),
+                    });
+                }
+                let commit = Commit::parse(&checksum, &data)?;
+                if let Some(keys) = ed25519_keys {
+                    let detached = match &meta {
+                        Some(m) => sign::parse_detached(m)?,
+                        None => vec![],
+                    };
+                    sign::check_ed25519(&checksum, &detached, keys, &data)?;
+                }
+                write_file_atomic(&partial_marker(repo, &checksum), b"", true)?;
+                tx.write_metadata(ObjectType::Commit, &data)?;
+                if let Some(m) = &meta {
+                    tx.write_commitmeta(&checksum, m)?;
+                }
+                fetched += 1 + u64::from(meta.is_some());
+                commit
+            };
+            if !have || repo.is_commit_partial(&checksum) {
+                if options.commit_metadata_only {
+                    write_file_atomic(&partial_marker(repo, &checksum), b"", true)?;
+                } else {
+                    roots.push((commit.root_tree, commit.root_meta));
+                    complete.push(checksum);
+                }
+            }
+            if depth != 0 {
+                next = commit.parent.map(|p| (p, depth - 1));
+            }
+        }
+    }
+
+    let mut queued: HashSet<(Checksum, ObjectType)> = HashSet::new();
+    let mut meta_queue: VecDeque<(Checksum, ObjectType)> = VecDeque::new();
+    let mut file_queue: VecDeque<Checksum> = VecDeque::new();
+    let mut enqueue_dir = |repo: &Repo,
+                           tree: Checksum,
+                           meta: Checksum,
+                           meta_queue: &mut VecDeque<(Checksum, ObjectType)>,
+                           present: &mut u64|
+     -> Result<Option<DirTree>> {
+        if queued.insert((meta, ObjectType::DirMeta)) {
+            if repo.has_object(&meta, ObjectType::DirMeta) {
+                *present += 1;
+            } else {
+                meta_queue.push_back((meta, ObjectType::DirMeta));
+            }
+        }
+        if !queued.insert((tree, ObjectType::DirTree)) {
+            return Ok(None);
+        }
+        if repo.has_object(&tree, ObjectType::DirTree) {
+            *present += 1;
+            if trust_present {
+                return Ok(None);
+            }
+            // Present, but its children may not be (a partial commit): walk it locally.
+            return Ok(Some(repo.read_dirtree(&tree)?));
+        }
+        meta_queue.push_back((tree, ObjectType::DirTree));
+        Ok(None)
+    };
+    let mut local_trees: VecDeque<DirTree> = VecDeque::new();
+    for (tree, meta) in roots {
+        if let Some(t) = enqueue_dir(repo, tree, meta, &mut meta_queue, &mut present)? {
+            local_trees.push_back(t);
+        }
+    }
+
+    let progress = Progress::new(options.progress);
+    let mut in_flight: JoinSet<Result<Fetched>> = JoinSet::new();
+    let mut since_flush = 0u32;
+    let mut last_flush = Instant::now();
+    let mut file_seen: HashSet<Checksum> = HashSet::new();
+    loop {
+        while let Some(tree) = local_trees.pop_front() {
+            for (_, c) in &tree.files {
+                if file_seen.insert(*c) {
+                    if repo.has_object(c, ObjectType::File) {
+                        present += 1;
+                    } else {
+                        file_queue.push_back(*c);
+                    }
+                }
+            }
+            for (_, t, m) in &tree.dirs {
+                if let Some(sub) = enqueue_dir(repo, *t, *m, &mut meta_queue, &mut present)? {
+                    local_trees.push_back(sub);
+                }
+            }
+        }
+        while in_flight.len() < options.max_in_flight.max(1) {
+            let (checksum, kind) = if let Some(next) = meta_queue.pop_front() {
+                next
+            } else if let Some(c) = file_queue.pop_front() {
+                (c, ObjectType::File)
+            } else {
+                break;
+            };
+            in_flight.spawn(fetch_verified(http.clone(), checksum, kind, archive_target));
+        }
+        let Some(joined) = in_flight.join_next().await else { break };
+        let fetched_object = joined.map_err(|e| Error::Invalid(format!("fetch task failed: {e}")))??;
+        fetched += 1;
+        match fetched_object {
+            Fetched::DirTree(bytes, tree) => {
+                tx.write_metadata(ObjectType::DirTree, &bytes)?;
+                local_trees.push_back(tree);
+            }
+            Fetched::DirMeta(bytes) => {
+                tx.write_metadata(ObjectType::DirMeta, &bytes)?;
+            }
+            Fetched::RawFile(checksum, bytes) => {
+                tx.write_raw_content(&checksum, &bytes)?;
+            }
+            Fetched::File(checksum, content) => {
+                tx.write_content(&checksum, &content.meta, &content.symlink_target, &content.data, 1)?;
+            }
+        }
+        since_flush += 1;
+        if since_flush >= 4096 || last_flush.elapsed() > Duration::from_secs(5) {
+            tx.flush()?;
+            since_flush = 0;
+            last_flush = Instant::now();
+        }
+        progress.update(fetched, (meta_queue.len() + file_queue.len() + in_flight.len()) as u64, http.bytes.load(Ordering::Relaxed));
+    }
+    progress.finish();
+    Ok((fetched, present, complete))
+}
+
+/// A one-line progress display on stderr: objects, bytes, rate, what is left.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    started: Instant,
+}
+
+impl Progress {
+    fn new(wanted: bool) -> Progress {
+        let bar = (wanted && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Progress { bar, started: Instant::now() }
+    }
+
+    fn update(&self, done: u64, left: u64, bytes: u64) {
+        if let Some(bar) = &self.bar {
+            let secs = self.started.elapsed().as_secs_f64().max(0.001);
+            let rate = done as f64 / secs;
+            let eta = if rate > 0.0 { left as f64 / rate } else { 0.0 };
+            bar.set_message(format!(
+                "{done} objects, {:.1} MB, {:.1} MB/s, {left} queued, ETA {eta:.0}s",
+                bytes as f64 / 1e6,
+                bytes as f64 / 1e6 / secs
+            ));
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
