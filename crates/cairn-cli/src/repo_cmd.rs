@@ -447,7 +447,10 @@ pub fn run(args: RepoArgs) -> Result<i32> {
                     report.refs, report.commits, report.dirtrees, report.dirmetas, report.files
                 )?;
                 for c in &report.partial {
-                    writeln!(out, "commit {c} is partial (its tree was not pulled); not checked")?;
+                    writeln!(
+                        out,
+                        "commit {c} is partial (its tree was not pulled); not checked"
+                    )?;
                 }
                 for p in &report.problems {
                     eprintln!("error: {p}");
@@ -492,9 +495,14 @@ pub fn run(args: RepoArgs) -> Result<i32> {
         Verb::Serve { listen } => {
             let repo = open_repo(&args.repo)?;
             if !repo.is_archive() {
-                bail!("{} is a {} repository; only archive repositories can be served over HTTP", repo.path().display(), repo.mode().cli_name());
+                bail!(
+                    "{} is a {} repository; only archive repositories can be served over HTTP",
+                    repo.path().display(),
+                    repo.mode().cli_name()
+                );
             }
-            cairn_repo_server::run(repo.path().to_owned(), listen).with_context(|| format!("serve on {listen}"))?;
+            cairn_repo_server::run(repo.path().to_owned(), listen)
+                .with_context(|| format!("serve on {listen}"))?;
         }
         Verb::Remote(verb) => {
             let repo = open_repo(&args.repo)?;
@@ -502,7 +510,11 @@ pub fn run(args: RepoArgs) -> Result<i32> {
         }
         Verb::Pull(p) => {
             let repo = open_repo(&args.repo)?;
-            let remote = if p.remote.contains("://") { Remote::from_url(&p.remote) } else { repo.remote(&p.remote)? };
+            let remote = if p.remote.contains("://") {
+                Remote::from_url(&p.remote)
+            } else {
+                repo.remote(&p.remote)?
+            };
             let options = PullOptions {
                 refs: p.refs.clone(),
                 depth: p.depth,
@@ -513,7 +525,8 @@ pub fn run(args: RepoArgs) -> Result<i32> {
                 no_sign_verify: p.no_sign_verify,
                 progress: !p.json,
             };
-            let report = cairn_store::pull::pull(&repo, &remote, &options).with_context(|| format!("pull from {}", remote.url))?;
+            let report = cairn_store::pull::pull(&repo, &remote, &options)
+                .with_context(|| format!("pull from {}", remote.url))?;
             if p.json {
                 serde_json::to_writer_pretty(
                     &mut out,
@@ -531,16 +544,27 @@ pub fn run(args: RepoArgs) -> Result<i32> {
                 }
                 eprintln!(
                     "{} objects fetched ({} already present), {} bytes in {} requests, {:.1}s",
-                    report.objects_fetched, report.objects_present, report.bytes_fetched, report.requests, report.seconds
+                    report.objects_fetched,
+                    report.objects_present,
+                    report.bytes_fetched,
+                    report.requests,
+                    report.seconds
                 );
             }
         }
-        Verb::Sign { sign_type, keys_file, summary, args: rest } => {
+        Verb::Sign {
+            sign_type,
+            keys_file,
+            summary,
+            args: rest,
+        } => {
             let repo = open_repo(&args.repo)?;
             if sign_type != "ed25519" {
                 bail!("--sign-type {sign_type:?}: only ed25519 is supported");
             }
-            let (commit, keys) = if summary { (None, rest.as_slice()) } else {
+            let (commit, keys) = if summary {
+                (None, rest.as_slice())
+            } else {
                 let (first, keys) = rest.split_first().context("give the commit to sign")?;
                 (Some(first.clone()), keys)
             };
@@ -551,7 +575,10 @@ pub fn run(args: RepoArgs) -> Result<i32> {
             if texts.is_empty() {
                 bail!("no secret key given: pass keys after the commit or --keys-file FILE");
             }
-            let keys = texts.iter().map(|t| cairn_store::sign::parse_secret_key(t)).collect::<Result<Vec<_>, _>>()?;
+            let keys = texts
+                .iter()
+                .map(|t| cairn_store::sign::parse_secret_key(t))
+                .collect::<Result<Vec<_>, _>>()?;
             match commit {
                 Some(rev) => {
                     let checksum = repo.resolve_rev(&rev)?;
@@ -560,7 +587,11 @@ pub fn run(args: RepoArgs) -> Result<i32> {
                 None => repo.sign_summary(&keys)?,
             }
         }
-        Verb::Verify { sign_type, keys_file, args: rest } => {
+        Verb::Verify {
+            sign_type,
+            keys_file,
+            args: rest,
+        } => {
             let repo = open_repo(&args.repo)?;
             if sign_type != "ed25519" {
                 bail!("--sign-type {sign_type:?}: only ed25519 is supported");
@@ -570,7 +601,10 @@ pub fn run(args: RepoArgs) -> Result<i32> {
             if let Some(f) = keys_file {
                 texts.extend(cairn_store::sign::read_key_lines(&f)?);
             }
-            let keys = texts.iter().map(|t| cairn_store::sign::parse_public_key(t)).collect::<Result<Vec<_>, _>>()?;
+            let keys = texts
+                .iter()
+                .map(|t| cairn_store::sign::parse_public_key(t))
+                .collect::<Result<Vec<_>, _>>()?;
             let checksum = repo.resolve_rev(rev)?;
             repo.verify_commit_ed25519(&checksum, &keys)?;
             writeln!(out, "commit {checksum}: valid ed25519 signature")?;
@@ -593,13 +627,23 @@ pub fn run(args: RepoArgs) -> Result<i32> {
 
 fn remote(repo: &Repo, verb: RemoteVerb, out: &mut impl Write) -> Result<()> {
     match verb {
-        RemoteVerb::Add { name, url, if_not_exists, no_gpg_verify, sign_verify, no_sign_verify, set } => {
+        RemoteVerb::Add {
+            name,
+            url,
+            if_not_exists,
+            no_gpg_verify,
+            sign_verify,
+            no_sign_verify,
+            set,
+        } => {
             let mut options = Vec::new();
             if no_gpg_verify {
                 options.push(("gpg-verify".to_owned(), "false".to_owned()));
             }
             if let Some(spec) = sign_verify {
-                let (kind, source) = spec.split_once('=').context("--sign-verify expects ed25519=inline:KEY or ed25519=file:PATH")?;
+                let (kind, source) = spec
+                    .split_once('=')
+                    .context("--sign-verify expects ed25519=inline:KEY or ed25519=file:PATH")?;
                 if kind != "ed25519" {
                     bail!("--sign-verify {spec:?}: only ed25519 is supported");
                 }
@@ -610,14 +654,18 @@ fn remote(repo: &Repo, verb: RemoteVerb, out: &mut impl Write) -> Result<()> {
                 } else if let Some(path) = source.strip_prefix("file:") {
                     options.push(("verification-ed25519-file".to_owned(), path.to_owned()));
                 } else {
-                    bail!("--sign-verify {spec:?}: expected inline:KEY or file:PATH after ed25519=");
+                    bail!(
+                        "--sign-verify {spec:?}: expected inline:KEY or file:PATH after ed25519="
+                    );
                 }
             }
             if no_sign_verify {
                 options.push(("sign-verify".to_owned(), "false".to_owned()));
             }
             for kv in set {
-                let (k, v) = kv.split_once('=').with_context(|| format!("--set {kv:?}: expected KEY=VALUE"))?;
+                let (k, v) = kv
+                    .split_once('=')
+                    .with_context(|| format!("--set {kv:?}: expected KEY=VALUE"))?;
                 options.push((k.to_owned(), v.to_owned()));
             }
             repo.add_remote(&name, &url, &options, if_not_exists)?;

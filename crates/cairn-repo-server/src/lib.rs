@@ -23,7 +23,11 @@ struct State {
 
 /// Opens `root` and returns a router serving it.
 pub fn router(root: &Path) -> std::io::Result<Router> {
-    let fd = rustix::fs::open(root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let fd = rustix::fs::open(
+        root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     let state = Arc::new(State { root: fd });
     Ok(Router::new().fallback(move |req: Request<Body>| {
         let state = state.clone();
@@ -38,12 +42,16 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(&root)?;
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Binds `addr` and serves `root` until Ctrl-C or SIGTERM.
 pub fn run(root: PathBuf, addr: SocketAddr) -> std::io::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         eprintln!("serving {} on http://{}/", root.display(), listener.local_addr()?);
@@ -61,19 +69,28 @@ pub fn run(root: PathBuf, addr: SocketAddr) -> std::io::Result<()> {
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     let mut resp = Response::new(Body::from(text));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 
 /// The relative path a request names, or `None` when it is not a safe one.
 pub fn safe_relative_path(raw_path: &str) -> Option<String> {
-    let decoded = percent_encoding::percent_decode_str(raw_path).decode_utf8().ok()?;
+    let decoded = percent_encoding::percent_decode_str(raw_path)
+        .decode_utf8()
+        .ok()?;
     let trimmed = decoded.strip_prefix('/')?;
     if trimmed.is_empty() || trimmed.len() > 4096 {
         return None;
     }
     for component in trimmed.split('/') {
-        if component.is_empty() || component == "." || component == ".." || component.contains(['\0', '\\']) {
+        if component.is_empty()
+            || component == "."
+            || component == ".."
+            || component.contains(['\0', '\\'])
+        {
             return None;
         }
     }
@@ -92,7 +109,9 @@ fn content_type(rel: &str) -> &'static str {
 /// Parses a single `bytes=` range against a file of `size` bytes.
 /// `Ok(None)`: serve the whole file; `Err(())`: unsatisfiable.
 fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
-    let Some(spec) = value.trim().strip_prefix("bytes=") else { return Ok(None) };
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
     if spec.contains(',') {
         return Ok(None);
     }
@@ -122,11 +141,25 @@ struct Opened {
     size: u64,
     etag: String,
     modified: SystemTime,
+    /// The byte range served, when the request asked for a satisfiable one.
+    range: Option<(u64, u64)>,
+    unsatisfiable: bool,
 }
 
-fn open_and_read(root: &OwnedFd, rel: &str, range_header: Option<&str>, head: bool) -> Result<(Opened, Option<(u64, u64)>, bool), StatusCode> {
-    let fd = rustix::fs::openat2(root, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty(), ResolveFlags::BENEATH)
-        .map_err(|_| StatusCode::NOT_FOUND)?;
+fn open_and_read(
+    root: &OwnedFd,
+    rel: &str,
+    range_header: Option<&str>,
+    head: bool,
+) -> Result<Opened, StatusCode> {
+    let fd = rustix::fs::openat2(
+        root,
+        rel,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH,
+    )
+    .map_err(|_| StatusCode::NOT_FOUND)?;
     let st = rustix::fs::fstat(&fd).map_err(|_| StatusCode::NOT_FOUND)?;
     if st.st_mode & 0o170000 != 0o100000 {
         return Err(StatusCode::NOT_FOUND);
@@ -149,7 +182,8 @@ fn open_and_read(root: &OwnedFd, rel: &str, range_header: Option<&str>, head: bo
         data.resize(len as usize, 0);
         let mut done = 0usize;
         while done < data.len() {
-            let n = rustix::io::pread(&fd, &mut data[done..], start + done as u64).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+            let n = rustix::io::pread(&fd, &mut data[done..], start + done as u64)
+                .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
             if n == 0 {
                 data.truncate(done);
                 break;
@@ -157,30 +191,49 @@ fn open_and_read(root: &OwnedFd, rel: &str, range_header: Option<&str>, head: bo
             done += n;
         }
     }
-    Ok((Opened { data, size, etag, modified }, range, unsatisfiable))
+    Ok(Opened {
+        data,
+        size,
+        etag,
+        modified,
+        range,
+        unsatisfiable,
+    })
 }
 
 async fn serve_file(state: Arc<State>, req: Request<Body>) -> Response<Body> {
     let head = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head {
         let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
-        resp.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        resp.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
         return resp;
     }
     let Some(rel) = safe_relative_path(req.uri().path()) else {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     };
     let headers: HeaderMap = req.headers().clone();
-    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let range_header = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let rel_for_task = rel.clone();
-    let opened = tokio::task::spawn_blocking(move || open_and_read(&state.root, &rel_for_task, range_header.as_deref(), head)).await;
-    let (file, range, unsatisfiable) = match opened {
+    let opened = tokio::task::spawn_blocking(move || {
+        open_and_read(&state.root, &rel_for_task, range_header.as_deref(), head)
+    })
+    .await;
+    let file = match opened {
         Ok(Ok(v)) => v,
         Ok(Err(StatusCode::NOT_FOUND)) => return plain(StatusCode::NOT_FOUND, "not found\n"),
         _ => return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"),
     };
-    let not_modified = match headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
-        Some(tags) => tags.split(',').any(|t| t.trim() == file.etag || t.trim() == "*"),
+    let not_modified = match headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(tags) => tags
+            .split(',')
+            .any(|t| t.trim() == file.etag || t.trim() == "*"),
         None => headers
             .get(header::IF_MODIFIED_SINCE)
             .and_then(|v| v.to_str().ok())
@@ -189,29 +242,44 @@ async fn serve_file(state: Arc<State>, req: Request<Body>) -> Response<Body> {
     };
     let mut builder = Response::builder()
         .header(header::ETAG, &file.etag)
-        .header(header::LAST_MODIFIED, httpdate::fmt_http_date(file.modified))
+        .header(
+            header::LAST_MODIFIED,
+            httpdate::fmt_http_date(file.modified),
+        )
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::CONTENT_TYPE, content_type(&rel));
     if not_modified {
-        return builder.status(StatusCode::NOT_MODIFIED).body(Body::empty()).unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"));
+        return builder
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
+            .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"));
     }
-    if unsatisfiable {
+    if file.unsatisfiable {
         return builder
             .status(StatusCode::RANGE_NOT_SATISFIABLE)
             .header(header::CONTENT_RANGE, format!("bytes */{}", file.size))
             .body(Body::empty())
             .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"));
     }
-    let length = match range {
+    let length = match file.range {
         Some((s, e)) => {
-            builder = builder.status(StatusCode::PARTIAL_CONTENT).header(header::CONTENT_RANGE, format!("bytes {s}-{e}/{}", file.size));
+            builder = builder.status(StatusCode::PARTIAL_CONTENT).header(
+                header::CONTENT_RANGE,
+                format!("bytes {s}-{e}/{}", file.size),
+            );
             e - s + 1
         }
         None => file.size,
     };
     builder = builder.header(header::CONTENT_LENGTH, length);
-    let body = if head { Body::empty() } else { Body::from(file.data) };
-    builder.body(body).unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"))
+    let body = if head {
+        Body::empty()
+    } else {
+        Body::from(file.data)
+    };
+    builder
+        .body(body)
+        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"))
 }
 
 #[cfg(test)]
@@ -220,8 +288,22 @@ mod tests {
 
     #[test]
     fn paths_outside_the_root_are_refused() {
-        assert_eq!(safe_relative_path("/objects/ab/cd.filez").as_deref(), Some("objects/ab/cd.filez"));
-        for bad in ["/../etc/passwd", "/objects/../../x", "/%2e%2e/config", "/%2E%2E%2Fconfig", "//etc/passwd", "/a/./b", "/", "/a%00b", "/a\\..\\b", "relative"] {
+        assert_eq!(
+            safe_relative_path("/objects/ab/cd.filez").as_deref(),
+            Some("objects/ab/cd.filez")
+        );
+        for bad in [
+            "/../etc/passwd",
+            "/objects/../../x",
+            "/%2e%2e/config",
+            "/%2E%2E%2Fconfig",
+            "//etc/passwd",
+            "/a/./b",
+            "/",
+            "/a%00b",
+            "/a\\..\\b",
+            "relative",
+        ] {
             assert_eq!(safe_relative_path(bad), None, "{bad}");
         }
     }

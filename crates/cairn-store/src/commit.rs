@@ -249,7 +249,10 @@ impl<'r> Transaction<'r> {
 
     /// Writes detached metadata for a commit (not content-addressed: replaced if present).
     pub(crate) fn write_commitmeta(&self, commit: &Checksum, data: &[u8]) -> Result<()> {
-        self.staged.lock().expect("staging set poisoned").insert((*commit, ObjectType::CommitMeta));
+        self.staged
+            .lock()
+            .expect("staging set poisoned")
+            .insert((*commit, ObjectType::CommitMeta));
         let path = self.staging_path(commit, ObjectType::CommitMeta);
         fs::write(&path, data).at(&path)
     }
@@ -257,7 +260,12 @@ impl<'r> Transaction<'r> {
     /// Makes the objects staged so far durable and visible: sync, rename into `objects/`
     /// (content first, commits last), sync. The transaction stays usable.
     pub(crate) fn flush(&self) -> Result<()> {
-        let mut staged: Vec<(Checksum, ObjectType)> = self.staged.lock().expect("staging set poisoned").drain().collect();
+        let mut staged: Vec<(Checksum, ObjectType)> = self
+            .staged
+            .lock()
+            .expect("staging set poisoned")
+            .drain()
+            .collect();
         if staged.is_empty() {
             return Ok(());
         }
@@ -280,7 +288,12 @@ impl<'r> Transaction<'r> {
                 match fs::create_dir(&dir) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(Error::Io { path: dir, source: e }),
+                    Err(e) => {
+                        return Err(Error::Io {
+                            path: dir,
+                            source: e,
+                        })
+                    }
                 }
             }
             let from = self.staging_path(checksum, *kind);

@@ -40,22 +40,39 @@ impl KeyFile {
                     None => kf.preamble.push(raw.to_owned()),
                 }
             } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                kf.groups.push(Group { name: name.to_owned(), entries: Vec::new() });
+                kf.groups.push(Group {
+                    name: name.to_owned(),
+                    entries: Vec::new(),
+                });
             } else if let Some((k, v)) = line.split_once('=') {
-                let group = kf.groups.last_mut().ok_or_else(|| format!("line {}: key outside any [group]", i + 1))?;
-                group.entries.push(Line::Entry(k.trim().to_owned(), v.trim_start().to_owned()));
+                let group = kf
+                    .groups
+                    .last_mut()
+                    .ok_or_else(|| format!("line {}: key outside any [group]", i + 1))?;
+                group
+                    .entries
+                    .push(Line::Entry(k.trim().to_owned(), v.trim_start().to_owned()));
             } else {
-                return Err(format!("line {}: {raw:?} is not a group, key=value or comment", i + 1));
+                return Err(format!(
+                    "line {}: {raw:?} is not a group, key=value or comment",
+                    i + 1
+                ));
             }
         }
         Ok(kf)
     }
 
     pub fn get(&self, group: &str, key: &str) -> Option<&str> {
-        self.groups.iter().find(|g| g.name == group)?.entries.iter().rev().find_map(|l| match l {
-            Line::Entry(k, v) if k == key => Some(v.as_str()),
-            _ => None,
-        })
+        self.groups
+            .iter()
+            .find(|g| g.name == group)?
+            .entries
+            .iter()
+            .rev()
+            .find_map(|l| match l {
+                Line::Entry(k, v) if k == key => Some(v.as_str()),
+                _ => None,
+            })
     }
 
     /// A boolean as GKeyFile reads it (`true`/`false`, `1`/`0`).
@@ -71,7 +88,10 @@ impl KeyFile {
         let g = match self.groups.iter_mut().position(|g| g.name == group) {
             Some(i) => &mut self.groups[i],
             None => {
-                self.groups.push(Group { name: group.to_owned(), entries: Vec::new() });
+                self.groups.push(Group {
+                    name: group.to_owned(),
+                    entries: Vec::new(),
+                });
                 self.groups.last_mut().expect("just pushed")
             }
         };
@@ -83,7 +103,8 @@ impl KeyFile {
                 }
             }
         }
-        g.entries.push(Line::Entry(key.to_owned(), value.to_owned()));
+        g.entries
+            .push(Line::Entry(key.to_owned(), value.to_owned()));
     }
 
     pub fn has_group(&self, group: &str) -> bool {
@@ -147,7 +168,10 @@ mod tests {
         let text = "[core]\nrepo_version=1\nmode=archive-z2\n\n[remote \"origin\"]\nurl=http://127.0.0.1:8080/repo\ngpg-verify=false\n";
         let kf = KeyFile::parse(text).unwrap();
         assert_eq!(kf.to_text(), text);
-        assert_eq!(kf.get("remote \"origin\"", "url"), Some("http://127.0.0.1:8080/repo"));
+        assert_eq!(
+            kf.get("remote \"origin\"", "url"),
+            Some("http://127.0.0.1:8080/repo")
+        );
         assert_eq!(kf.get_bool("remote \"origin\"", "gpg-verify"), Some(false));
         assert!(KeyFile::parse("orphan=1\n").is_err());
     }

@@ -20,7 +20,9 @@ use crate::commit::Transaction;
 use crate::keyfile::KeyFile;
 use crate::object::{Checksum, Commit, DirTree, ObjectType};
 use crate::remote::Remote;
-use crate::repo::{decode_filez, validate_ref_name, write_file_atomic, Content, Error, Repo, RepoMode, Result};
+use crate::repo::{
+    decode_filez, validate_ref_name, write_file_atomic, Content, Error, Repo, RepoMode, Result,
+};
 use crate::sign;
 
 #[derive(Clone, Debug)]
@@ -89,7 +91,10 @@ impl Http {
                     Ok(Some(data.into()))
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && optional => Ok(None),
-                Err(e) => Err(Error::Fetch { url, reason: e.to_string() }),
+                Err(e) => Err(Error::Fetch {
+                    url,
+                    reason: e.to_string(),
+                }),
             };
         }
         let mut delay = Duration::from_millis(200);
@@ -110,17 +115,26 @@ impl Http {
                             }
                             Err(e) => format!("reading the body: {}", error_chain(&e)),
                         }
-                    } else if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS || status == reqwest::StatusCode::REQUEST_TIMEOUT {
+                    } else if status.is_server_error()
+                        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                        || status == reqwest::StatusCode::REQUEST_TIMEOUT
+                    {
                         format!("HTTP {status}")
                     } else {
-                        return Err(Error::Fetch { url, reason: format!("HTTP {status}") });
+                        return Err(Error::Fetch {
+                            url,
+                            reason: format!("HTTP {status}"),
+                        });
                     }
                 }
                 Err(e) => error_chain(&e),
             };
             attempt += 1;
             if attempt > self.retries {
-                return Err(Error::Fetch { url, reason: format!("{reason} (gave up after {attempt} attempts)") });
+                return Err(Error::Fetch {
+                    url,
+                    reason: format!("{reason} (gave up after {attempt} attempts)"),
+                });
             }
             tracing::debug!(%url, %reason, attempt, "retrying");
             tokio::time::sleep(delay).await;
@@ -155,11 +169,16 @@ fn object_rel(checksum: &Checksum, kind: ObjectType) -> String {
     format!("objects/{prefix}/{rest}.{}", kind.extension(true))
 }
 
-async fn fetch_verified(http: Arc<Http>, checksum: Checksum, kind: ObjectType, archive_target: bool) -> Result<Fetched> {
+async fn fetch_verified(
+    http: Arc<Http>,
+    checksum: Checksum,
+    kind: ObjectType,
+    archive_target: bool,
+) -> Result<Fetched> {
     let body = http
         .get(&object_rel(&checksum, kind), false)
         .await?
-        .ok_or_else(|| Error::MissingObject { checksum, kind })?;
+        .ok_or(Error::MissingObject { checksum, kind })?;
     let url = format!("{}{}", http.base, object_rel(&checksum, kind));
     tokio::task::spawn_blocking(move || -> Result<Fetched> {
         match kind {
@@ -167,14 +186,26 @@ async fn fetch_verified(http: Arc<Http>, checksum: Checksum, kind: ObjectType, a
                 let content = decode_filez(&checksum, &body)?;
                 let actual = content.checksum();
                 if actual != checksum {
-                    return Err(Error::Corrupt { checksum, kind, what: format!("served by {url}, hashes to {actual}; not stored") });
+                    return Err(Error::Corrupt {
+                        checksum,
+                        kind,
+                        what: format!("served by {url}, hashes to {actual}; not stored"),
+                    });
                 }
-                Ok(if archive_target { Fetched::RawFile(checksum, body) } else { Fetched::File(checksum, content) })
+                Ok(if archive_target {
+                    Fetched::RawFile(checksum, body)
+                } else {
+                    Fetched::File(checksum, content)
+                })
             }
             _ => {
                 let actual = Checksum::of(&body);
                 if actual != checksum {
-                    return Err(Error::Corrupt { checksum, kind, what: format!("served by {url}, hashes to {actual}; not stored") });
+                    return Err(Error::Corrupt {
+                        checksum,
+                        kind,
+                        what: format!("served by {url}, hashes to {actual}; not stored"),
+                    });
                 }
                 if kind == ObjectType::DirTree {
                     let tree = DirTree::parse(&checksum, &body)?;
@@ -191,12 +222,18 @@ async fn fetch_verified(http: Arc<Http>, checksum: Checksum, kind: ObjectType, a
 }
 
 fn partial_marker(repo: &Repo, commit: &Checksum) -> std::path::PathBuf {
-    repo.path().join("state").join(format!("{commit}.commitpartial"))
+    repo.path()
+        .join("state")
+        .join(format!("{commit}.commitpartial"))
 }
 
 fn any_partial(repo: &Repo) -> bool {
     fs::read_dir(repo.path().join("state"))
-        .map(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".commitpartial")))
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".commitpartial"))
+        })
         .unwrap_or(false)
 }
 
@@ -231,7 +268,13 @@ async fn pull_async(repo: &Repo, remote: &Remote, options: &PullOptions) -> Resu
     if !base.ends_with('/') {
         base.push('/');
     }
-    let http = Arc::new(Http { client, base, retries: options.retries, requests: AtomicU64::new(0), bytes: AtomicU64::new(0) });
+    let http = Arc::new(Http {
+        client,
+        base,
+        retries: options.retries,
+        requests: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+    });
 
     // The remote must be an archive repository: that is what OSTree serves over HTTP.
     let config = http.get("config", false).await?.unwrap_or_default();
@@ -239,7 +282,12 @@ async fn pull_async(repo: &Repo, remote: &Remote, options: &PullOptions) -> Resu
         .map_err(|e| Error::Invalid(format!("remote config at {}config: {e}", http.base)))?;
     match config.get("core", "mode") {
         Some("archive-z2") | Some("archive") => {}
-        other => return Err(Error::Unsupported(format!("remote {} is not an archive repository (mode {other:?})", http.base))),
+        other => {
+            return Err(Error::Unsupported(format!(
+                "remote {} is not an archive repository (mode {other:?})",
+                http.base
+            )))
+        }
     }
 
     let ed25519_keys = if remote.sign_verify && !options.no_sign_verify {
@@ -247,7 +295,12 @@ async fn pull_async(repo: &Repo, remote: &Remote, options: &PullOptions) -> Resu
         if let Some(file) = &remote.ed25519_key_file {
             texts.extend(sign::read_key_lines(file)?);
         }
-        Some(texts.iter().map(|t| sign::parse_public_key(t)).collect::<Result<Vec<_>>>()?)
+        Some(
+            texts
+                .iter()
+                .map(|t| sign::parse_public_key(t))
+                .collect::<Result<Vec<_>>>()?,
+        )
     } else {
         None
     };
@@ -270,7 +323,11 @@ async fn pull_async(repo: &Repo, remote: &Remote, options: &PullOptions) -> Resu
     }
     let mut refs = Vec::new();
     for (name, checksum) in &targets {
-        let local = if remote.name.is_empty() { name.clone() } else { format!("{}:{name}", remote.name) };
+        let local = if remote.name.is_empty() {
+            name.clone()
+        } else {
+            format!("{}:{name}", remote.name)
+        };
         repo.write_ref(&local, checksum)?;
         refs.push((name.clone(), *checksum));
     }
@@ -296,11 +353,17 @@ async fn resolve_refs(
         if remote.sign_verify_summary {
             if let Some(keys) = ed25519_keys {
                 let sig = http.get("summary.sig", true).await?.ok_or_else(|| {
-                    Error::Invalid(format!("{}summary is not signed (sign-verify-summary is on)", http.base))
+                    Error::Invalid(format!(
+                        "{}summary is not signed (sign-verify-summary is on)",
+                        http.base
+                    ))
                 })?;
                 let detached = sign::parse_detached(&sig)?;
                 if !sign::verify_ed25519(&detached, keys, summary) {
-                    return Err(Error::Invalid(format!("{}summary.sig: no valid ed25519 signature for a trusted key", http.base)));
+                    return Err(Error::Invalid(format!(
+                        "{}summary.sig: no valid ed25519 signature for a trusted key",
+                        http.base
+                    )));
                 }
             }
         }
@@ -312,7 +375,12 @@ async fn resolve_refs(
     let wanted: Vec<String> = if options.refs.is_empty() {
         match &listed {
             Some(refs) => refs.iter().map(|(n, _)| n.clone()).collect(),
-            None => return Err(Error::Invalid(format!("{} has no summary: name the refs to pull", http.base))),
+            None => {
+                return Err(Error::Invalid(format!(
+                    "{} has no summary: name the refs to pull",
+                    http.base
+                )))
+            }
         }
     } else {
         options.refs.clone()
@@ -320,7 +388,10 @@ async fn resolve_refs(
     let mut out = Vec::new();
     for name in wanted {
         validate_ref_name(&name)?;
-        let checksum = match listed.as_ref().and_then(|l| l.iter().find(|(n, _)| *n == name)) {
+        let checksum = match listed
+            .as_ref()
+            .and_then(|l| l.iter().find(|(n, _)| *n == name))
+        {
             Some((_, c)) => *c,
             None => {
                 let body = http
@@ -329,7 +400,10 @@ async fn resolve_refs(
                     .ok_or_else(|| Error::RefNotFound(format!("{name} (on {})", http.base)))?;
                 let text = String::from_utf8_lossy(&body);
                 text.trim_end().parse::<Checksum>().map_err(|_| {
-                    Error::Invalid(format!("{}refs/heads/{name} does not hold a checksum", http.base))
+                    Error::Invalid(format!(
+                        "{}refs/heads/{name} does not hold a checksum",
+                        http.base
+                    ))
                 })?
             }
         };
@@ -370,16 +444,25 @@ async fn walk(
                 present += 1;
                 repo.read_commit(&checksum)?
             } else {
-                let meta = http.get(&object_rel(&checksum, ObjectType::CommitMeta), true).await?;
+                let meta = http
+                    .get(&object_rel(&checksum, ObjectType::CommitMeta), true)
+                    .await?;
                 let data = http
                     .get(&object_rel(&checksum, ObjectType::Commit), false)
                     .await?
-                    .ok_or(Error::MissingObject { checksum, kind: ObjectType::Commit })?;
+                    .ok_or(Error::MissingObject {
+                        checksum,
+                        kind: ObjectType::Commit,
+                    })?;
                 if Checksum::of(&data) != checksum {
                     return Err(Error::Corrupt {
                         checksum,
                         kind: ObjectType::Commit,
-                        what: format!("served by {}, hashes to {}; not stored", http.base, Checksum::of(&data)),
+                        what: format!(
+                            "served by {}, hashes to {}; not stored",
+                            http.base,
+                            Checksum::of(&data)
+                        ),
                     });
                 }
                 let commit = Commit::parse(&checksum, &data)?;
@@ -454,6 +537,7 @@ async fn walk(
     let mut since_flush = 0u32;
     let mut last_flush = Instant::now();
     let mut file_seen: HashSet<Checksum> = HashSet::new();
+    let mut first_error: Option<Error> = None;
     loop {
         while let Some(tree) = local_trees.pop_front() {
             for (_, c) in &tree.files {
@@ -471,7 +555,9 @@ async fn walk(
                 }
             }
         }
-        while in_flight.len() < options.max_in_flight.max(1) {
+        // After the first failure nothing new starts; what is in flight still lands, so
+        // that every object already verified is kept for the next attempt.
+        while first_error.is_none() && in_flight.len() < options.max_in_flight.max(1) {
             let (checksum, kind) = if let Some(next) = meta_queue.pop_front() {
                 next
             } else if let Some(c) = file_queue.pop_front() {
@@ -481,8 +567,19 @@ async fn walk(
             };
             in_flight.spawn(fetch_verified(http.clone(), checksum, kind, archive_target));
         }
-        let Some(joined) = in_flight.join_next().await else { break };
-        let fetched_object = joined.map_err(|e| Error::Invalid(format!("fetch task failed: {e}")))??;
+        let Some(joined) = in_flight.join_next().await else {
+            break;
+        };
+        let fetched_object = match joined
+            .map_err(|e| Error::Invalid(format!("fetch task failed: {e}")))
+            .and_then(|r| r)
+        {
+            Ok(f) => f,
+            Err(e) => {
+                first_error.get_or_insert(e);
+                continue;
+            }
+        };
         fetched += 1;
         match fetched_object {
             Fetched::DirTree(bytes, tree) => {
@@ -496,7 +593,13 @@ async fn walk(
                 tx.write_raw_content(&checksum, &bytes)?;
             }
             Fetched::File(checksum, content) => {
-                tx.write_content(&checksum, &content.meta, &content.symlink_target, &content.data, 1)?;
+                tx.write_content(
+                    &checksum,
+                    &content.meta,
+                    &content.symlink_target,
+                    &content.data,
+                    1,
+                )?;
             }
         }
         since_flush += 1;
@@ -505,9 +608,16 @@ async fn walk(
             since_flush = 0;
             last_flush = Instant::now();
         }
-        progress.update(fetched, (meta_queue.len() + file_queue.len() + in_flight.len()) as u64, http.bytes.load(Ordering::Relaxed));
+        progress.update(
+            fetched,
+            (meta_queue.len() + file_queue.len() + in_flight.len()) as u64,
+            http.bytes.load(Ordering::Relaxed),
+        );
     }
     progress.finish();
+    if let Some(e) = first_error {
+        return Err(e);
+    }
     Ok((fetched, present, complete))
 }
 
@@ -524,7 +634,10 @@ impl Progress {
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
-        Progress { bar, started: Instant::now() }
+        Progress {
+            bar,
+            started: Instant::now(),
+        }
     }
 
     fn update(&self, done: u64, left: u64, bytes: u64) {

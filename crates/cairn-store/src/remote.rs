@@ -49,9 +49,13 @@ fn group(name: &str) -> String {
 pub fn validate_remote_name(name: &str) -> Result<()> {
     if name.is_empty()
         || name.starts_with('.')
-        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
     {
-        return Err(Error::Invalid(format!("invalid remote name {name:?}: use letters, digits, `_`, `-` and `.`")));
+        return Err(Error::Invalid(format!(
+            "invalid remote name {name:?}: use letters, digits, `_`, `-` and `.`"
+        )));
     }
     Ok(())
 }
@@ -64,14 +68,29 @@ impl Repo {
     }
 
     pub fn write_config(&self, config: &KeyFile) -> Result<()> {
-        write_file_atomic(&self.path().join("config"), config.to_text().as_bytes(), true)
+        write_file_atomic(
+            &self.path().join("config"),
+            config.to_text().as_bytes(),
+            true,
+        )
     }
 
     /// Adds a remote; `options` are further `key=value` settings in the order given.
-    pub fn add_remote(&self, name: &str, url: &str, options: &[(String, String)], if_not_exists: bool) -> Result<()> {
+    pub fn add_remote(
+        &self,
+        name: &str,
+        url: &str,
+        options: &[(String, String)],
+        if_not_exists: bool,
+    ) -> Result<()> {
         validate_remote_name(name)?;
-        if !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with("file://")) {
-            return Err(Error::Invalid(format!("remote URL {url:?} must start with http://, https:// or file://")));
+        if !(url.starts_with("http://")
+            || url.starts_with("https://")
+            || url.starts_with("file://"))
+        {
+            return Err(Error::Invalid(format!(
+                "remote URL {url:?} must start with http://, https:// or file://"
+            )));
         }
         let mut config = self.read_config()?;
         if config.has_group(&group(name)) {
@@ -102,15 +121,24 @@ impl Repo {
         let config = self.read_config()?;
         let names: Vec<String> = config
             .group_names()
-            .filter_map(|g| g.strip_prefix("remote \"").and_then(|r| r.strip_suffix('"')).map(str::to_owned))
+            .filter_map(|g| {
+                g.strip_prefix("remote \"")
+                    .and_then(|r| r.strip_suffix('"'))
+                    .map(str::to_owned)
+            })
             .collect();
-        names.iter().map(|n| remote_from_config(&config, n)).collect()
+        names
+            .iter()
+            .map(|n| remote_from_config(&config, n))
+            .collect()
     }
 
     pub fn remote(&self, name: &str) -> Result<Remote> {
         let config = self.read_config()?;
         if !config.has_group(&group(name)) {
-            return Err(Error::Invalid(format!("remote {name:?} not found (see `cairn repo remote list`)")));
+            return Err(Error::Invalid(format!(
+                "remote {name:?} not found (see `cairn repo remote list`)"
+            )));
         }
         remote_from_config(&config, name)
     }
@@ -123,18 +151,29 @@ fn remote_from_config(config: &KeyFile, name: &str) -> Result<Remote> {
         .ok_or_else(|| Error::Invalid(format!("remote {name:?} has no url in config")))?
         .to_owned();
     let split = |v: Option<&str>| -> Vec<String> {
-        v.map(|s| s.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
-            .unwrap_or_default()
+        v.map(|s| {
+            s.split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
     };
     Ok(Remote {
         name: name.to_owned(),
         url,
         gpg_verify: config.get_bool(&g, "gpg-verify").unwrap_or(true),
         gpg_verify_summary: config.get_bool(&g, "gpg-verify-summary").unwrap_or(false),
-        gpg_key_paths: split(config.get(&g, "gpgkeypath")).into_iter().map(PathBuf::from).collect(),
+        gpg_key_paths: split(config.get(&g, "gpgkeypath"))
+            .into_iter()
+            .map(PathBuf::from)
+            .collect(),
         sign_verify: config.get_bool(&g, "sign-verify").unwrap_or(false),
         sign_verify_summary: config.get_bool(&g, "sign-verify-summary").unwrap_or(false),
         ed25519_keys: split(config.get(&g, "verification-ed25519-key")),
-        ed25519_key_file: config.get(&g, "verification-ed25519-file").map(PathBuf::from),
+        ed25519_key_file: config
+            .get(&g, "verification-ed25519-file")
+            .map(PathBuf::from),
     })
 }

@@ -54,9 +54,11 @@ impl FromStr for RepoMode {
             "bare" => RepoMode::Bare,
             "bare-user" => RepoMode::BareUser,
             "bare-user-only" => RepoMode::BareUserOnly,
-            other => return Err(Error::Unsupported(format!(
+            other => {
+                return Err(Error::Unsupported(format!(
                 "repository mode {other:?} (expected archive, bare, bare-user or bare-user-only)"
-            ))),
+            )))
+            }
         })
     }
 }

@@ -24,54 +24,80 @@ fn b64() -> base64::engine::GeneralPurpose {
 
 /// Parses a secret key: base64 of seed ‖ public key (64 bytes), or of the seed alone.
 pub fn parse_secret_key(text: &str) -> Result<SigningKey> {
-    let raw = b64().decode(text.trim()).map_err(|e| Error::Invalid(format!("ed25519 secret key is not base64: {e}")))?;
+    let raw = b64()
+        .decode(text.trim())
+        .map_err(|e| Error::Invalid(format!("ed25519 secret key is not base64: {e}")))?;
     match raw.len() {
         64 => {
             let seed: [u8; 32] = raw[..32].try_into().expect("length checked");
             let key = SigningKey::from_bytes(&seed);
             if key.verifying_key().as_bytes() != &raw[32..] {
-                return Err(Error::Invalid("ed25519 secret key: the public half does not match the seed".into()));
+                return Err(Error::Invalid(
+                    "ed25519 secret key: the public half does not match the seed".into(),
+                ));
             }
             Ok(key)
         }
-        32 => Ok(SigningKey::from_bytes(&raw.try_into().expect("length checked"))),
-        n => Err(Error::Invalid(format!("ed25519 secret key must be 64 bytes (seed and public key), not {n}"))),
+        32 => Ok(SigningKey::from_bytes(
+            &raw.try_into().expect("length checked"),
+        )),
+        n => Err(Error::Invalid(format!(
+            "ed25519 secret key must be 64 bytes (seed and public key), not {n}"
+        ))),
     }
 }
 
 pub fn parse_public_key(text: &str) -> Result<VerifyingKey> {
-    let raw = b64().decode(text.trim()).map_err(|e| Error::Invalid(format!("ed25519 public key is not base64: {e}")))?;
-    let bytes: [u8; 32] = raw
-        .as_slice()
-        .try_into()
-        .map_err(|_| Error::Invalid(format!("ed25519 public key must be 32 bytes, not {}", raw.len())))?;
-    VerifyingKey::from_bytes(&bytes).map_err(|e| Error::Invalid(format!("invalid ed25519 public key: {e}")))
+    let raw = b64()
+        .decode(text.trim())
+        .map_err(|e| Error::Invalid(format!("ed25519 public key is not base64: {e}")))?;
+    let bytes: [u8; 32] = raw.as_slice().try_into().map_err(|_| {
+        Error::Invalid(format!(
+            "ed25519 public key must be 32 bytes, not {}",
+            raw.len()
+        ))
+    })?;
+    VerifyingKey::from_bytes(&bytes)
+        .map_err(|e| Error::Invalid(format!("invalid ed25519 public key: {e}")))
 }
 
 /// The base64 forms `ostree sign` uses: (secret = seed ‖ public, public).
 pub fn encode_keypair(key: &SigningKey) -> (String, String) {
     let mut secret = key.to_bytes().to_vec();
     secret.extend_from_slice(key.verifying_key().as_bytes());
-    (b64().encode(secret), b64().encode(key.verifying_key().as_bytes()))
+    (
+        b64().encode(secret),
+        b64().encode(key.verifying_key().as_bytes()),
+    )
 }
 
 /// Keys from a file, one base64 key per line (blank lines and `#` comments ignored).
 pub fn read_key_lines(path: &Path) -> Result<Vec<String>> {
     let text = fs::read_to_string(path).at(path)?;
-    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect())
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect())
 }
 
 /// Parses detached metadata (`a{sv}`).
 pub fn parse_detached(data: &[u8]) -> Result<Vec<(String, Value)>> {
     let ty = Type::parse("a{sv}").expect("static type");
-    let v = gvariant::decode(&ty, data).map_err(|e| Error::Invalid(format!("detached metadata: {e}")))?;
-    object::parse_metadata_dict(&v).ok_or_else(|| Error::Invalid("detached metadata is not a{sv}".into()))
+    let v = gvariant::decode(&ty, data)
+        .map_err(|e| Error::Invalid(format!("detached metadata: {e}")))?;
+    object::parse_metadata_dict(&v)
+        .ok_or_else(|| Error::Invalid("detached metadata is not a{sv}".into()))
 }
 
 /// Signatures stored under `key` (`aay`) in detached metadata.
 pub fn signatures(detached: &[(String, Value)], key: &str) -> Vec<Vec<u8>> {
     match detached.iter().find(|(k, _)| k == key).map(|(_, v)| v) {
-        Some(Value::Array(_, items)) => items.iter().filter_map(|i| i.as_bytes().map(<[u8]>::to_vec)).collect(),
+        Some(Value::Array(_, items)) => items
+            .iter()
+            .filter_map(|i| i.as_bytes().map(<[u8]>::to_vec))
+            .collect(),
         _ => vec![],
     }
 }
@@ -83,7 +109,10 @@ pub fn add_signature(detached: &mut Vec<(String, Value)>, key: &SigningKey, sign
     if !sigs.contains(&signature) {
         sigs.push(signature);
     }
-    let value = Value::Array(Type::Array(Box::new(Type::Byte)), sigs.into_iter().map(Value::Bytes).collect());
+    let value = Value::Array(
+        Type::Array(Box::new(Type::Byte)),
+        sigs.into_iter().map(Value::Bytes).collect(),
+    );
     match detached.iter_mut().find(|(k, _)| k == ED25519_KEY) {
         Some(entry) => entry.1 = value,
         None => detached.push((ED25519_KEY.to_owned(), value)),
@@ -93,7 +122,9 @@ pub fn add_signature(detached: &mut Vec<(String, Value)>, key: &SigningKey, sign
 /// True when at least one signature under `ostree.sign.ed25519` verifies with one of `keys`.
 pub fn verify_ed25519(detached: &[(String, Value)], keys: &[VerifyingKey], signed: &[u8]) -> bool {
     signatures(detached, ED25519_KEY).iter().any(|sig| {
-        let Ok(sig) = Signature::from_slice(sig) else { return false };
+        let Ok(sig) = Signature::from_slice(sig) else {
+            return false;
+        };
         keys.iter().any(|k| k.verify(signed, &sig).is_ok())
     })
 }
@@ -107,7 +138,11 @@ impl Repo {
         }
     }
 
-    pub fn write_detached_metadata(&self, commit: &Checksum, detached: &[(String, Value)]) -> Result<()> {
+    pub fn write_detached_metadata(
+        &self,
+        commit: &Checksum,
+        detached: &[(String, Value)],
+    ) -> Result<()> {
         let path = self.object_path(commit, ObjectType::CommitMeta);
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).at(dir)?;
@@ -144,21 +179,37 @@ impl Repo {
         for key in keys {
             add_signature(&mut detached, key, &summary);
         }
-        write_file_atomic(&sig_path, &object::metadata_dict(&detached).to_bytes(), true)
+        write_file_atomic(
+            &sig_path,
+            &object::metadata_dict(&detached).to_bytes(),
+            true,
+        )
     }
 }
 
 /// The verdict on a commit's ed25519 signatures, as an error naming the commit.
-pub fn check_ed25519(commit: &Checksum, detached: &[(String, Value)], keys: &[VerifyingKey], data: &[u8]) -> Result<()> {
+pub fn check_ed25519(
+    commit: &Checksum,
+    detached: &[(String, Value)],
+    keys: &[VerifyingKey],
+    data: &[u8],
+) -> Result<()> {
     if keys.is_empty() {
-        return Err(Error::Invalid(format!("commit {commit}: ed25519 verification is on but no public key is configured")));
+        return Err(Error::Invalid(format!(
+            "commit {commit}: ed25519 verification is on but no public key is configured"
+        )));
     }
     let sigs = signatures(detached, ED25519_KEY);
     if sigs.is_empty() {
-        return Err(Error::Invalid(format!("commit {commit}: no ed25519 signature (unsigned commit)")));
+        return Err(Error::Invalid(format!(
+            "commit {commit}: no ed25519 signature (unsigned commit)"
+        )));
     }
     if !verify_ed25519(detached, keys, data) {
-        return Err(Error::Invalid(format!("commit {commit}: none of its {} ed25519 signature(s) is valid for a trusted key", sigs.len())));
+        return Err(Error::Invalid(format!(
+            "commit {commit}: none of its {} ed25519 signature(s) is valid for a trusted key",
+            sigs.len()
+        )));
     }
     Ok(())
 }
@@ -170,9 +221,13 @@ mod tests {
     #[test]
     fn known_answer_rfc8032_test_1() {
         // RFC 8032 section 7.1, TEST 1: empty message.
-        let seed = hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60").unwrap();
+        let seed = hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+            .unwrap();
         let key = SigningKey::from_bytes(&seed.try_into().unwrap());
-        assert_eq!(hex::encode(key.verifying_key().as_bytes()), "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+        assert_eq!(
+            hex::encode(key.verifying_key().as_bytes()),
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+        );
         let mut detached = vec![];
         add_signature(&mut detached, &key, b"");
         let sigs = signatures(&detached, ED25519_KEY);
@@ -199,7 +254,10 @@ mod tests {
     fn tampering_breaks_verification() {
         let key = SigningKey::from_bytes(&[7u8; 32]);
         let (secret, public) = encode_keypair(&key);
-        assert_eq!(parse_secret_key(&secret).unwrap().to_bytes(), key.to_bytes());
+        assert_eq!(
+            parse_secret_key(&secret).unwrap().to_bytes(),
+            key.to_bytes()
+        );
         let public = parse_public_key(&public).unwrap();
         let mut detached = vec![];
         add_signature(&mut detached, &key, b"commit bytes");

@@ -73,14 +73,25 @@ pub fn parse_summary_refs(summary: &[u8]) -> Result<Vec<(String, Checksum)>> {
     let bad = |what: String| Error::Invalid(format!("summary: {what}"));
     let ty = Type::parse("(a(s(taya{sv}))a{sv})").expect("static type");
     let v = crate::gvariant::decode(&ty, summary).map_err(|e| bad(e.to_string()))?;
-    let Value::Struct(m) = v else { return Err(bad("not a summary".into())) };
-    let Some(Value::Array(_, refs)) = m.first() else { return Err(bad("no ref list".into())) };
+    let Value::Struct(m) = v else {
+        return Err(bad("not a summary".into()));
+    };
+    let Some(Value::Array(_, refs)) = m.first() else {
+        return Err(bad("no ref list".into()));
+    };
     let mut out = Vec::new();
     for r in refs {
-        let Value::Struct(entry) = r else { return Err(bad("ref entry".into())) };
-        let name = entry.first().and_then(Value::as_str).ok_or_else(|| bad("ref without a name".into()))?;
+        let Value::Struct(entry) = r else {
+            return Err(bad("ref entry".into()));
+        };
+        let name = entry
+            .first()
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("ref without a name".into()))?;
         crate::repo::validate_ref_name(name)?;
-        let Some(Value::Struct(info)) = entry.get(1) else { return Err(bad(format!("ref {name:?}: no commit"))) };
+        let Some(Value::Struct(info)) = entry.get(1) else {
+            return Err(bad(format!("ref {name:?}: no commit")));
+        };
         let checksum = info
             .get(1)
             .and_then(Value::as_bytes)

@@ -2,5 +2,7 @@
 
 mod crash;
 mod hostile;
+mod httpd;
 mod interop;
+mod pull;
 mod support;
