@@ -121,14 +121,14 @@ enum Verb {
         /// The commit (omit with --summary), then base64 secret keys.
         args: Vec<String>,
     },
-    /// Verify a commit's ed25519 signatures against public keys.
+    /// Verify a commit's signatures: ed25519 against public keys, or gpg against keyrings.
     Verify {
         #[arg(long, default_value = "ed25519")]
         sign_type: String,
-        /// File of base64 public keys, one per line.
+        /// ed25519: a file of base64 public keys, one per line; gpg: a keyring file.
         #[arg(long)]
         keys_file: Option<PathBuf>,
-        /// The commit, then base64 public keys.
+        /// The commit, then base64 public keys (ed25519) or keyring paths (gpg).
         args: Vec<String>,
     },
 }
@@ -593,10 +593,25 @@ pub fn run(args: RepoArgs) -> Result<i32> {
             args: rest,
         } => {
             let repo = open_repo(&args.repo)?;
-            if sign_type != "ed25519" {
-                bail!("--sign-type {sign_type:?}: only ed25519 is supported");
-            }
             let (rev, keys) = rest.split_first().context("give the commit to verify")?;
+            if sign_type == "gpg" {
+                let mut paths: Vec<PathBuf> = keys.iter().map(PathBuf::from).collect();
+                paths.extend(keys_file);
+                let keyring = cairn_store::gpg::Keyring::load(&paths)?;
+                let checksum = repo.resolve_rev(rev)?;
+                let data = repo.read_metadata(&checksum, cairn_store::ObjectType::Commit)?;
+                cairn_store::gpg::check_gpg(
+                    &checksum,
+                    &repo.read_detached_metadata(&checksum)?,
+                    &keyring,
+                    &data,
+                )?;
+                writeln!(out, "commit {checksum}: valid GPG signature")?;
+                return Ok(0);
+            }
+            if sign_type != "ed25519" {
+                bail!("--sign-type {sign_type:?}: ed25519 or gpg");
+            }
             let mut texts: Vec<String> = keys.to_vec();
             if let Some(f) = keys_file {
                 texts.extend(cairn_store::sign::read_key_lines(&f)?);

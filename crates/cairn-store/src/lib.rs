@@ -8,6 +8,7 @@ pub mod commit;
 pub mod diff;
 mod fault;
 pub mod fsck;
+pub mod gpg;
 pub mod gvariant;
 pub mod keyfile;
 mod lock;

@@ -304,16 +304,24 @@ async fn pull_async(repo: &Repo, remote: &Remote, options: &PullOptions) -> Resu
     } else {
         None
     };
-    if remote.gpg_verify && !options.no_sign_verify {
-        return Err(Error::Unsupported(format!(
-            "remote {:?} has gpg-verify=true, and cairn cannot verify GPG signatures yet; add it with --no-gpg-verify (and use ed25519 signatures with --sign-verify)",
-            remote.name
-        )));
-    }
+    let keyring = if remote.gpg_verify && !options.no_sign_verify {
+        let mut paths = remote.gpg_key_paths.clone();
+        let imported = repo.path().join(format!("{}.trustedkeys.gpg", remote.name));
+        if !remote.name.is_empty() && imported.exists() {
+            paths.push(imported);
+        }
+        Some(crate::gpg::Keyring::load(&paths)?)
+    } else {
+        None
+    };
+    let verifier = Verifier {
+        ed25519: ed25519_keys.as_deref(),
+        gpg: keyring.as_ref(),
+    };
 
     let targets = resolve_refs(&http, remote, options, ed25519_keys.as_deref()).await?;
     let tx = Transaction::begin(repo)?;
-    let result = walk(repo, &tx, &http, &targets, options, ed25519_keys.as_deref()).await;
+    let result = walk(repo, &tx, &http, &targets, options, &verifier).await;
     // Whatever was verified is kept, even on failure: a rerun fetches only the rest.
     let flushed = tx.publish();
     let (objects_fetched, objects_present, complete_commits) = result?;
@@ -414,13 +422,19 @@ async fn resolve_refs(
 
 type WalkOutcome = (u64, u64, Vec<Checksum>);
 
+/// What a pulled commit must be signed with, when the remote asks for it.
+struct Verifier<'a> {
+    ed25519: Option<&'a [ed25519_dalek::VerifyingKey]>,
+    gpg: Option<&'a crate::gpg::Keyring>,
+}
+
 async fn walk(
     repo: &Repo,
     tx: &Transaction<'_>,
     http: &Arc<Http>,
     targets: &[(String, Checksum)],
     options: &PullOptions,
-    ed25519_keys: Option<&[ed25519_dalek::VerifyingKey]>,
+    verifier: &Verifier<'_>,
 ) -> Result<WalkOutcome> {
     let archive_target = repo.mode() == RepoMode::Archive;
     // Without partial commits from earlier pulls, a dirtree already present has its whole
@@ -466,12 +480,15 @@ async fn walk(
                     });
                 }
                 let commit = Commit::parse(&checksum, &data)?;
-                if let Some(keys) = ed25519_keys {
-                    let detached = match &meta {
-                        Some(m) => sign::parse_detached(m)?,
-                        None => vec![],
-                    };
+                let detached = match &meta {
+                    Some(m) => sign::parse_detached(m)?,
+                    None => vec![],
+                };
+                if let Some(keys) = verifier.ed25519 {
                     sign::check_ed25519(&checksum, &detached, keys, &data)?;
+                }
+                if let Some(keyring) = verifier.gpg {
+                    crate::gpg::check_gpg(&checksum, &detached, keyring, &data)?;
                 }
                 write_file_atomic(&partial_marker(repo, &checksum), b"", true)?;
                 tx.write_metadata(ObjectType::Commit, &data)?;

@@ -601,3 +601,129 @@ impl ClonePair for (&str, &str) {
         (self.0.to_owned(), self.1.to_owned())
     }
 }
+
+/// Makes a GPG key in a fresh home; returns (home, fingerprint, armored public key file).
+fn gpg_key(dir: &Path, name: &str, algo: &str) -> (PathBuf, String, PathBuf) {
+    let home = dir.join(format!("gnupg-{name}"));
+    fs::create_dir_all(&home).unwrap();
+    fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let gpg = |args: &[&str]| {
+        let out = Command::new("gpg")
+            .arg("--homedir")
+            .arg(&home)
+            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "gpg {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    gpg(&[
+        "--quick-gen-key",
+        &format!("{name} <{name}@cairn.test>"),
+        algo,
+        "sign",
+        "never",
+    ]);
+    let fpr = gpg(&["--list-keys", "--with-colons"])
+        .lines()
+        .find(|l| l.starts_with("fpr:"))
+        .unwrap()
+        .split(':')
+        .nth(9)
+        .unwrap()
+        .to_owned();
+    let public = dir.join(format!("{name}.asc"));
+    fs::write(&public, gpg(&["--armor", "--export", &fpr])).unwrap();
+    (home, fpr, public)
+}
+
+#[test]
+fn gpg_signatures_from_ostree_verify_in_cairn() {
+    if !have_peer("ostree") || !have_peer("gpg") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, _tree, head) = source_repo(tmp.path());
+    let or = format!("--repo={}", repo.display());
+    for (name, algo) in [("rsa", "rsa2048"), ("eddsa", "ed25519")] {
+        let (home, fpr, public) = gpg_key(tmp.path(), name, algo);
+        let (_, _, stranger) = gpg_key(tmp.path(), &format!("{name}-stranger"), algo);
+        ostree_ok(&[
+            &or,
+            "gpg-sign",
+            &format!("--gpg-homedir={}", home.display()),
+            &head,
+            &fpr,
+        ]);
+        let _ = Command::new("gpgconf")
+            .arg("--homedir")
+            .arg(&home)
+            .args(["--kill", "gpg-agent"])
+            .status();
+        // `cairn repo verify` against the signer's key, and against a stranger's.
+        cairn_ok(&[
+            "repo",
+            "verify",
+            "--repo",
+            repo.to_str().unwrap(),
+            "--sign-type",
+            "gpg",
+            &head,
+            public.to_str().unwrap(),
+        ]);
+        let out = cairn(&[
+            "repo",
+            "verify",
+            "--repo",
+            repo.to_str().unwrap(),
+            "--sign-type",
+            "gpg",
+            &head,
+            stranger.to_str().unwrap(),
+        ]);
+        assert!(
+            !out.status.success() && stderr(&out).contains("trusted key"),
+            "{}",
+            stderr(&out)
+        );
+
+        let server = httpd::start(repo.clone(), Fault::None);
+        for (trusted, expect_ok) in [(&public, true), (&stranger, false)] {
+            let dest = tmp.path().join(format!("dest-{name}-{expect_ok}"));
+            let d = dest.to_str().unwrap();
+            cairn_ok(&["repo", "init", "--repo", d, "--mode", "archive"]);
+            cairn_ok(&[
+                "repo",
+                "remote",
+                "add",
+                "--repo",
+                d,
+                "--set",
+                &format!("gpgkeypath={}", trusted.display()),
+                "origin",
+                &server.url,
+            ]);
+            let out = cairn(&["repo", "pull", "--repo", d, "origin", "os/stable"]);
+            assert_eq!(
+                out.status.success(),
+                expect_ok,
+                "{name} trusted={}: {}",
+                trusted.display(),
+                stderr(&out)
+            );
+            let moved = Repo::open(&dest)
+                .unwrap()
+                .read_ref("origin:os/stable")
+                .unwrap();
+            assert_eq!(moved.is_some(), expect_ok);
+            if !expect_ok {
+                assert!(stderr(&out).contains("GPG signature"), "{}", stderr(&out));
+            }
+        }
+    }
+}
