@@ -121,6 +121,9 @@ enum Verb {
         /// The commit (omit with --summary), then base64 secret keys.
         args: Vec<String>,
     },
+    /// Static deltas: generate or list.
+    #[command(subcommand)]
+    StaticDelta(DeltaVerb),
     /// Verify a commit's signatures: ed25519 against public keys, or gpg against keyrings.
     Verify {
         #[arg(long, default_value = "ed25519")]
@@ -131,6 +134,27 @@ enum Verb {
         /// The commit, then base64 public keys (ed25519) or keyring paths (gpg).
         args: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum DeltaVerb {
+    /// Write the delta FROM → TO under deltas/ (run `summary -u` to announce it).
+    Generate {
+        /// The starting commit; TO's parent by default.
+        #[arg(long)]
+        from: Option<String>,
+        /// The target commit.
+        #[arg(long)]
+        to: String,
+        /// A delta from nothing: every object of TO.
+        #[arg(long, conflicts_with = "from")]
+        empty: bool,
+        /// Send changed files whole instead of as bsdiff patches.
+        #[arg(long)]
+        disable_bsdiff: bool,
+    },
+    /// List the deltas in the repository.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -182,6 +206,9 @@ struct PullArgs {
     /// Print a JSON summary at the end.
     #[arg(long)]
     json: bool,
+    /// Never use static deltas.
+    #[arg(long)]
+    disable_static_deltas: bool,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 32)]
     max_in_flight: usize,
@@ -524,6 +551,7 @@ pub fn run(args: RepoArgs) -> Result<i32> {
                 retries: p.retries,
                 no_sign_verify: p.no_sign_verify,
                 progress: !p.json,
+                disable_static_deltas: p.disable_static_deltas,
             };
             let report = cairn_store::pull::pull(&repo, &remote, &options)
                 .with_context(|| format!("pull from {}", remote.url))?;
@@ -534,6 +562,7 @@ pub fn run(args: RepoArgs) -> Result<i32> {
                         "refs": report.refs.iter().map(|(n, c)| serde_json::json!({"ref": n, "commit": c.to_hex()})).collect::<Vec<_>>(),
                         "requests": report.requests, "objects_fetched": report.objects_fetched,
                         "objects_present": report.objects_present, "bytes_fetched": report.bytes_fetched,
+                        "deltas": report.deltas,
                         "seconds": report.seconds,
                     }),
                 )?;
@@ -623,6 +652,43 @@ pub fn run(args: RepoArgs) -> Result<i32> {
             let checksum = repo.resolve_rev(rev)?;
             repo.verify_commit_ed25519(&checksum, &keys)?;
             writeln!(out, "commit {checksum}: valid ed25519 signature")?;
+        }
+        Verb::StaticDelta(DeltaVerb::Generate {
+            from,
+            to,
+            empty,
+            disable_bsdiff,
+        }) => {
+            let repo = open_repo(&args.repo)?;
+            let to = repo.resolve_rev(&to)?;
+            let from = if empty {
+                None
+            } else {
+                Some(match from {
+                    Some(f) => repo.resolve_rev(&f)?,
+                    None => repo.read_commit(&to)?.parent.with_context(|| {
+                        format!("commit {to} has no parent: pass --from or --empty")
+                    })?,
+                })
+            };
+            let mut options = cairn_store::delta::GenerateOptions::new(from, to);
+            options.bsdiff = !disable_bsdiff;
+            let report = cairn_store::delta::generate(&repo, &options, now())?;
+            writeln!(
+                out,
+                "{}",
+                cairn_store::delta::delta_name(from.as_ref(), &to)
+            )?;
+            eprintln!(
+                "{} objects ({} as bsdiff patches) in {} part(s), {} bytes",
+                report.objects, report.bsdiffs, report.parts, report.bytes
+            );
+        }
+        Verb::StaticDelta(DeltaVerb::List) => {
+            let repo = open_repo(&args.repo)?;
+            for d in cairn_store::delta::list_deltas(&repo)? {
+                writeln!(out, "{}", d.name())?;
+            }
         }
         Verb::Summary { update } => {
             let repo = open_repo(&args.repo)?;

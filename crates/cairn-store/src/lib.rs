@@ -5,6 +5,7 @@
 
 pub mod checkout;
 pub mod commit;
+pub mod delta;
 pub mod diff;
 mod fault;
 pub mod fsck;

@@ -43,6 +43,8 @@ pub struct PullOptions {
     pub no_sign_verify: bool,
     /// Show a progress line on stderr when it is a terminal.
     pub progress: bool,
+    /// Never use static deltas (ostree `--disable-static-deltas`).
+    pub disable_static_deltas: bool,
 }
 
 impl Default for PullOptions {
@@ -56,6 +58,7 @@ impl Default for PullOptions {
             retries: 5,
             no_sign_verify: false,
             progress: true,
+            disable_static_deltas: false,
         }
     }
 }
@@ -68,6 +71,8 @@ pub struct PullReport {
     pub bytes_fetched: u64,
     /// Objects the walk needed that the repository already had.
     pub objects_present: u64,
+    /// Static deltas applied, as `FROM-TO` or `TO` names.
+    pub deltas: Vec<String>,
     pub seconds: f64,
 }
 
@@ -319,12 +324,73 @@ async fn pull_async(repo: &Repo, remote: &Remote, options: &PullOptions) -> Resu
         gpg: keyring.as_ref(),
     };
 
-    let targets = resolve_refs(&http, remote, options, ed25519_keys.as_deref()).await?;
+    let (targets, summary) = resolve_refs(&http, remote, options, ed25519_keys.as_deref()).await?;
     let tx = Transaction::begin(repo)?;
+    let mut deltas_used = Vec::new();
+    let mut delta_objects = 0u64;
+    // Deltas are for machines (bare repositories), as in ostree; mirrors pull objects.
+    if repo.mode() != RepoMode::Archive
+        && !options.commit_metadata_only
+        && !options.disable_static_deltas
+    {
+        let announced = summary
+            .as_deref()
+            .map(crate::summary::parse_summary_deltas)
+            .unwrap_or_default();
+        for (name, to) in &targets {
+            if repo.has_object(to, ObjectType::Commit) && !repo.is_commit_partial(to) {
+                continue;
+            }
+            let local = if remote.name.is_empty() {
+                name.clone()
+            } else {
+                format!("{}:{name}", remote.name)
+            };
+            let from = repo
+                .read_ref(&local)?
+                .filter(|c| repo.has_object(c, ObjectType::Commit) && !repo.is_commit_partial(c));
+            let mut listed = announced.clone();
+            if listed.is_empty() {
+                if let Some(index) = http.get(&crate::delta::index_path(to), true).await? {
+                    if let Ok(entries) = sign::parse_detached(&index) {
+                        if let Some((_, v)) =
+                            entries.iter().find(|(k, _)| k == "ostree.static-deltas")
+                        {
+                            listed = crate::delta::parse_deltas_dict(v);
+                        }
+                    }
+                }
+            }
+            let chosen = listed
+                .iter()
+                .find(|(f, t, _)| t == to && f.is_some() && *f == from)
+                .or_else(|| {
+                    listed
+                        .iter()
+                        .find(|(f, t, _)| t == to && f.is_none() && from.is_none())
+                })
+                .cloned();
+            if let Some((from, to, digest)) = chosen {
+                let result = apply_delta(repo, &tx, &http, from, to, digest, &verifier).await;
+                match result {
+                    Ok(n) => {
+                        delta_objects += n;
+                        deltas_used.push(crate::delta::delta_name(from.as_ref(), &to));
+                    }
+                    Err(e) => {
+                        let _ = tx.flush();
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        tx.flush()?;
+    }
     let result = walk(repo, &tx, &http, &targets, options, &verifier).await;
     // Whatever was verified is kept, even on failure: a rerun fetches only the rest.
     let flushed = tx.publish();
-    let (objects_fetched, objects_present, complete_commits) = result?;
+    let (mut objects_fetched, objects_present, complete_commits) = result?;
+    objects_fetched += delta_objects;
     flushed?;
     for commit in &complete_commits {
         let _ = fs::remove_file(partial_marker(repo, commit));
@@ -345,17 +411,18 @@ async fn pull_async(repo: &Repo, remote: &Remote, options: &PullOptions) -> Resu
         objects_fetched,
         bytes_fetched: http.bytes.load(Ordering::Relaxed),
         objects_present,
+        deltas: deltas_used,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
 
-/// Resolves the refs to pull, from the summary or from `refs/heads/`.
+/// Resolves the refs to pull, from the summary or from `refs/heads/`; returns the summary too.
 async fn resolve_refs(
     http: &Http,
     remote: &Remote,
     options: &PullOptions,
     ed25519_keys: Option<&[ed25519_dalek::VerifyingKey]>,
-) -> Result<Vec<(String, Checksum)>> {
+) -> Result<(Vec<(String, Checksum)>, Option<bytes::Bytes>)> {
     let summary = http.get("summary", true).await?;
     if let Some(summary) = &summary {
         if remote.sign_verify_summary {
@@ -417,7 +484,93 @@ async fn resolve_refs(
         };
         out.push((name, checksum));
     }
-    Ok(out)
+    Ok((out, summary))
+}
+
+/// Fetches and applies the static delta `from → to`: superblock (checked against the
+/// announced digest), signatures over the embedded commit, fallbacks, then each part
+/// (checked against its header before it is decompressed). Returns the objects written.
+async fn apply_delta(
+    repo: &Repo,
+    tx: &Transaction<'_>,
+    http: &Arc<Http>,
+    from: Option<Checksum>,
+    to: Checksum,
+    digest: Checksum,
+    verifier: &Verifier<'_>,
+) -> Result<u64> {
+    let dir = crate::delta::delta_dir(from.as_ref(), &to);
+    let superblock = http
+        .get(&format!("{dir}/superblock"), false)
+        .await?
+        .ok_or_else(|| Error::Invalid(format!("{}{dir}/superblock: missing", http.base)))?;
+    if Checksum::of(&superblock) != digest {
+        return Err(Error::Invalid(format!(
+            "{}{dir}/superblock: hashes to {}, the summary says {digest}",
+            http.base,
+            Checksum::of(&superblock)
+        )));
+    }
+    let sb = crate::delta::parse_superblock(&superblock, from.as_ref(), &to)?;
+    let detached = match &sb.detached {
+        Some(d) => sign::parse_detached(d)?,
+        None => vec![],
+    };
+    if let Some(keys) = verifier.ed25519 {
+        sign::check_ed25519(&to, &detached, keys, &sb.commit_bytes)?;
+    }
+    if let Some(keyring) = verifier.gpg {
+        crate::gpg::check_gpg(&to, &detached, keyring, &sb.commit_bytes)?;
+    }
+    write_file_atomic(&partial_marker(repo, &to), b"", true)?;
+    tx.write_metadata(ObjectType::Commit, &sb.commit_bytes)?;
+    if let Some(d) = &sb.detached {
+        tx.write_commitmeta(&to, d)?;
+    }
+    let mut written = 1u64;
+    for fallback in &sb.fallbacks {
+        if repo.has_object(fallback, ObjectType::File) {
+            continue;
+        }
+        match fetch_verified(http.clone(), *fallback, ObjectType::File, false).await? {
+            Fetched::File(c, content) => {
+                tx.write_content(&c, &content.meta, &content.symlink_target, &content.data, 1)?;
+            }
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "fallback {fallback}: unexpected object"
+                )))
+            }
+        }
+        written += 1;
+    }
+    for (i, (checksum, size, objects)) in sb.parts.iter().enumerate() {
+        if objects.iter().all(|(k, c)| repo.has_object(c, *k)) {
+            continue;
+        }
+        let rel = format!("{dir}/{i}");
+        let data = http
+            .get(&rel, false)
+            .await?
+            .ok_or_else(|| Error::Invalid(format!("{}{rel}: missing", http.base)))?;
+        if data.len() as u64 > *size {
+            return Err(Error::Invalid(format!(
+                "{}{rel}: {} bytes, the superblock says {size}",
+                http.base,
+                data.len()
+            )));
+        }
+        if Checksum::of(&data) != *checksum {
+            return Err(Error::Invalid(format!(
+                "{}{rel}: hashes to {}, the superblock says {checksum}",
+                http.base,
+                Checksum::of(&data)
+            )));
+        }
+        written +=
+            crate::delta::apply_part(repo, tx, &data, objects, &format!("{}{rel}", http.base))?;
+    }
+    Ok(written)
 }
 
 type WalkOutcome = (u64, u64, Vec<Checksum>);

@@ -34,7 +34,7 @@ pub fn build_summary(repo: &Repo, now: u64) -> Result<Vec<u8>> {
         ]));
     }
     // The order ostree 2022.7 writes them in, so that the bytes match.
-    let metadata = vec![
+    let mut metadata = vec![
         (
             "ostree.summary.mode".to_owned(),
             Value::Str(repo.mode().config_name().to_owned()),
@@ -52,6 +52,14 @@ pub fn build_summary(repo: &Repo, now: u64) -> Result<Vec<u8>> {
             Value::Bool(true),
         ),
     ];
+    let deltas = crate::delta::list_deltas(repo)?;
+    if !deltas.is_empty() {
+        let all: Vec<&crate::delta::DeltaInfo> = deltas.iter().collect();
+        metadata.push((
+            "ostree.static-deltas".to_owned(),
+            crate::delta::deltas_dict(&all),
+        ));
+    }
     let ref_type = Type::parse("(s(taya{sv}))").expect("static type");
     Ok(Value::Struct(vec![
         Value::Array(ref_type, refs),
@@ -63,9 +71,34 @@ pub fn build_summary(repo: &Repo, now: u64) -> Result<Vec<u8>> {
 /// Regenerates `summary` atomically and removes a `summary.sig` it would invalidate.
 pub fn update_summary(repo: &Repo, now: u64) -> Result<Vec<u8>> {
     let bytes = build_summary(repo, now)?;
+    let deltas = crate::delta::list_deltas(repo)?;
+    if !deltas.is_empty() {
+        // As `ostree summary -u`: per-target delta indexes, announced in the config.
+        crate::delta::write_indexes(repo, &deltas)?;
+        let mut config = repo.read_config()?;
+        if config.get("core", "indexed-deltas") != Some("true") {
+            config.set("core", "indexed-deltas", "true");
+            repo.write_config(&config)?;
+        }
+    }
     write_file_atomic(&repo.path().join("summary"), &bytes, true)?;
     let _ = std::fs::remove_file(repo.path().join("summary.sig"));
     Ok(bytes)
+}
+
+/// The static deltas a summary announces: (from, to, superblock digest).
+pub fn parse_summary_deltas(summary: &[u8]) -> Vec<(Option<Checksum>, Checksum, Checksum)> {
+    let ty = Type::parse("(a(s(taya{sv}))a{sv})").expect("static type");
+    let Ok(Value::Struct(m)) = crate::gvariant::decode(&ty, summary) else {
+        return vec![];
+    };
+    let Some(meta) = m.get(1).and_then(object::parse_metadata_dict) else {
+        return vec![];
+    };
+    match meta.iter().find(|(k, _)| k == "ostree.static-deltas") {
+        Some((_, v)) => crate::delta::parse_deltas_dict(v),
+        None => vec![],
+    }
 }
 
 /// The refs listed in a summary file, validated: well-formed names, 32-byte checksums.

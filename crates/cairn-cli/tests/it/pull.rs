@@ -727,3 +727,232 @@ fn gpg_signatures_from_ostree_verify_in_cairn() {
         }
     }
 }
+
+fn tweak(path: &Path, at: usize) {
+    let mut data = fs::read(path).unwrap();
+    data[at] ^= 0x5a;
+    data.extend_from_slice(b"appended by the delta test");
+    fs::write(path, data).unwrap();
+}
+
+#[test]
+fn ostree_pulls_a_delta_generated_by_cairn() {
+    if !have_peer("ostree") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, tree, _) = source_repo(tmp.path());
+    let r = repo.to_str().unwrap();
+    let (_server, url) = cairn_serve(&repo);
+    let dest = tmp.path().join("machine");
+    let or = format!("--repo={}", dest.display());
+    ostree_ok(&[&or, "init", "--mode=bare-user"]);
+    ostree_ok(&[&or, "remote", "add", "--no-gpg-verify", "origin", &url]);
+    ostree_ok(&[&or, "pull", "origin", "os/stable"]);
+
+    tweak(&tree.join("usr/lib/data.bin"), 5000);
+    fs::write(tree.join("etc/added-by-update"), b"new in this release\n").unwrap();
+    let head = cairn_ok(&[
+        "repo",
+        "commit",
+        "--repo",
+        r,
+        "-b",
+        "os/stable",
+        "-s",
+        "three",
+        tree.to_str().unwrap(),
+    ])
+    .trim()
+    .to_owned();
+    let generate = cairn(&[
+        "repo",
+        "static-delta",
+        "generate",
+        "--repo",
+        r,
+        "--to",
+        "os/stable",
+    ]);
+    assert!(generate.status.success(), "{}", stderr(&generate));
+    assert!(
+        stderr(&generate).contains("(1 as bsdiff patches)"),
+        "{}",
+        stderr(&generate)
+    );
+    cairn_ok(&["repo", "summary", "-u", "--repo", r]);
+    assert_eq!(
+        ostree_ok(&[&format!("--repo={r}"), "static-delta", "list"])
+            .lines()
+            .count(),
+        1
+    );
+
+    let pulled = ostree_ok(&[&or, "pull", "origin", "os/stable"]);
+    assert!(
+        pulled.contains("delta parts"),
+        "ostree did not use the delta: {pulled}"
+    );
+    assert_eq!(
+        ostree_ok(&[&or, "rev-parse", "origin:os/stable"]).trim(),
+        head
+    );
+    let fsck = ostree(&[&or, "fsck"]);
+    assert!(fsck.status.success(), "{}", stderr(&fsck));
+    let co = tmp.path().join("co");
+    ostree_ok(&[&or, "checkout", "origin:os/stable", co.to_str().unwrap()]);
+    assert_same_tree(&snapshot(&tree, true, false), &snapshot(&co, true, false));
+}
+
+#[test]
+fn cairn_pulls_deltas_generated_by_ostree() {
+    if !have_peer("ostree") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    build_tree(&tree, false);
+    let src = tmp.path().join("ostree-repo");
+    let or = format!("--repo={}", src.display());
+    let commit = |subject: &str| {
+        ostree_ok(&[
+            &or,
+            "commit",
+            "-b",
+            "os/stable",
+            "-s",
+            subject,
+            &format!("--tree=dir={}", tree.display()),
+        ])
+        .trim()
+        .to_owned()
+    };
+    ostree_ok(&[&or, "init", "--mode=archive"]);
+    commit("one");
+    ostree_ok(&[&or, "summary", "-u"]);
+    let server = httpd::start(src.clone(), Fault::None);
+    let dest = tmp.path().join("machine");
+    let d = dest.to_str().unwrap();
+    cairn_ok(&["repo", "init", "--repo", d, "--mode", "bare-user"]);
+    cairn_ok(&[
+        "repo",
+        "remote",
+        "add",
+        "--repo",
+        d,
+        "--no-gpg-verify",
+        "origin",
+        &server.url,
+    ]);
+    cairn_ok(&["repo", "pull", "--repo", d, "origin", "os/stable"]);
+
+    tweak(&tree.join("usr/lib/data.bin"), 100);
+    fs::write(tree.join("usr/bin/tool"), b"#!/bin/sh\necho three\n").unwrap();
+    fs::write(tree.join("etc/added-by-update"), b"new\n").unwrap();
+    let head = commit("two");
+    ostree_ok(&[&or, "static-delta", "generate", "os/stable"]);
+    ostree_ok(&[&or, "static-delta", "generate", "--empty", "os/stable"]);
+    ostree_ok(&[&or, "summary", "-u"]);
+    let before = server
+        .object_requests
+        .load(std::sync::atomic::Ordering::SeqCst);
+    let report: serde_json::Value = serde_json::from_str(&cairn_ok(&[
+        "repo",
+        "pull",
+        "--repo",
+        d,
+        "--json",
+        "origin",
+        "os/stable",
+    ]))
+    .unwrap();
+    assert_eq!(report["deltas"].as_array().unwrap().len(), 1, "{report}");
+    assert!(
+        report["deltas"][0].as_str().unwrap().contains('-'),
+        "a from→to delta: {report}"
+    );
+    assert_eq!(
+        server
+            .object_requests
+            .load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "loose objects were fetched besides the delta"
+    );
+    assert_eq!(
+        cairn_ok(&["repo", "rev-parse", "--repo", d, "origin:os/stable"]).trim(),
+        head
+    );
+    cairn_ok(&["repo", "fsck", "--repo", d]);
+    let co = tmp.path().join("co");
+    cairn_ok(&[
+        "repo",
+        "checkout",
+        "--repo",
+        d,
+        "origin:os/stable",
+        co.to_str().unwrap(),
+    ]);
+    assert_same_tree(&snapshot(&tree, true, true), &snapshot(&co, true, true));
+
+    // A new machine takes the delta from scratch.
+    let fresh = tmp.path().join("fresh");
+    let f = fresh.to_str().unwrap();
+    cairn_ok(&["repo", "init", "--repo", f, "--mode", "bare-user"]);
+    let report: serde_json::Value = serde_json::from_str(&cairn_ok(&[
+        "repo",
+        "pull",
+        "--repo",
+        f,
+        "--json",
+        &server.url,
+        "os/stable",
+    ]))
+    .unwrap();
+    assert_eq!(report["deltas"][0], head.as_str(), "{report}");
+    cairn_ok(&["repo", "fsck", "--repo", f]);
+    let fsck = ostree(&[&format!("--repo={f}"), "fsck"]);
+    assert!(fsck.status.success(), "{}", stderr(&fsck));
+
+    // A part with one flipped byte is refused before it is applied; nothing moves.
+    let hostile = tmp.path().join("hostile");
+    let h = hostile.to_str().unwrap();
+    cairn_ok(&["repo", "init", "--repo", h, "--mode", "bare-user"]);
+    let part = fs::read_dir(src.join("deltas"))
+        .unwrap()
+        .flatten()
+        .flat_map(|p| fs::read_dir(p.path()).unwrap().flatten())
+        .map(|d| d.path().join("0"))
+        .find(|p| {
+            p.exists()
+                && !p
+                    .parent()
+                    .unwrap()
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .contains('-')
+        })
+        .unwrap();
+    let mut bytes = fs::read(&part).unwrap();
+    let last = bytes.len() - 10;
+    bytes[last] ^= 1;
+    let rel = part
+        .strip_prefix(&src)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let evil = httpd::start(src.clone(), Fault::WrongBytes(rel, bytes));
+    let out = cairn(&["repo", "pull", "--repo", h, &evil.url, "os/stable"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the superblock says"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(Repo::open(&hostile)
+        .unwrap()
+        .read_ref("os/stable")
+        .unwrap()
+        .is_none());
+    cairn_ok(&["repo", "fsck", "--repo", h]);
+}
