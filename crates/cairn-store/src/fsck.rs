@@ -52,6 +52,11 @@ pub fn fsck(repo: &Repo) -> Result<FsckReport> {
                     break;
                 }
             };
+            if repo.is_commit_partial(&checksum) {
+                report.partial.push(checksum);
+                next = commit.parent;
+                continue;
+            }
             walk_tree(
                 repo,
                 &commit.root_tree,

@@ -295,21 +295,22 @@ async fn pull_async(repo: &Repo, remote: &Remote, options: &PullOptions) -> Resu
         }
     }
 
-    let ed25519_keys = if remote.sign_verify && !options.no_sign_verify {
-        let mut texts = remote.ed25519_keys.clone();
-        if let Some(file) = &remote.ed25519_key_file {
-            texts.extend(sign::read_key_lines(file)?);
-        }
-        Some(
-            texts
-                .iter()
-                .map(|t| sign::parse_public_key(t))
-                .collect::<Result<Vec<_>>>()?,
-        )
-    } else {
-        None
-    };
-    let keyring = if remote.gpg_verify && !options.no_sign_verify {
+    let ed25519_keys =
+        if (remote.sign_verify || remote.sign_verify_summary) && !options.no_sign_verify {
+            let mut texts = remote.ed25519_keys.clone();
+            if let Some(file) = &remote.ed25519_key_file {
+                texts.extend(sign::read_key_lines(file)?);
+            }
+            Some(
+                texts
+                    .iter()
+                    .map(|t| sign::parse_public_key(t))
+                    .collect::<Result<Vec<_>>>()?,
+            )
+        } else {
+            None
+        };
+    let keyring = if (remote.gpg_verify || remote.gpg_verify_summary) && !options.no_sign_verify {
         let mut paths = remote.gpg_key_paths.clone();
         let imported = repo.path().join(format!("{}.trustedkeys.gpg", remote.name));
         if !remote.name.is_empty() && imported.exists() {
@@ -319,12 +320,21 @@ async fn pull_async(repo: &Repo, remote: &Remote, options: &PullOptions) -> Resu
     } else {
         None
     };
+    let summary_keyring = keyring.as_ref().filter(|_| remote.gpg_verify_summary);
+    let keyring = keyring.as_ref().filter(|_| remote.gpg_verify);
     let verifier = Verifier {
-        ed25519: ed25519_keys.as_deref(),
-        gpg: keyring.as_ref(),
+        ed25519: ed25519_keys.as_deref().filter(|_| remote.sign_verify),
+        gpg: keyring,
     };
 
-    let (targets, summary) = resolve_refs(&http, remote, options, ed25519_keys.as_deref()).await?;
+    let (targets, summary) = resolve_refs(
+        &http,
+        remote,
+        options,
+        ed25519_keys.as_deref(),
+        summary_keyring,
+    )
+    .await?;
     let tx = Transaction::begin(repo)?;
     let mut deltas_used = Vec::new();
     let mut delta_objects = 0u64;
@@ -422,11 +432,48 @@ async fn resolve_refs(
     remote: &Remote,
     options: &PullOptions,
     ed25519_keys: Option<&[ed25519_dalek::VerifyingKey]>,
+    summary_keyring: Option<&crate::gpg::Keyring>,
 ) -> Result<(Vec<(String, Checksum)>, Option<bytes::Bytes>)> {
     let summary = http.get("summary", true).await?;
+    if let (Some(keyring), false) = (summary_keyring, options.no_sign_verify) {
+        // gpg-verify-summary: the summary must exist and carry a signature by a trusted key.
+        let summary = summary.as_ref().ok_or_else(|| {
+            Error::Invalid(format!(
+                "{}summary is missing (gpg-verify-summary is on)",
+                http.base
+            ))
+        })?;
+        let sig = http.get("summary.sig", true).await?.ok_or_else(|| {
+            Error::Invalid(format!(
+                "{}summary is not signed (gpg-verify-summary is on)",
+                http.base
+            ))
+        })?;
+        let detached = sign::parse_detached(&sig)?;
+        if !sign::signatures(&detached, sign::GPG_KEY)
+            .iter()
+            .any(|s| keyring.verifies(s, summary))
+        {
+            return Err(Error::Invalid(format!(
+                "{}summary.sig: no GPG signature by a trusted key",
+                http.base
+            )));
+        }
+    }
+    if remote.sign_verify_summary && ed25519_keys.is_some() && summary.is_none() {
+        return Err(Error::Invalid(format!(
+            "{}summary is missing (sign-verify-summary is on)",
+            http.base
+        )));
+    }
     if let Some(summary) = &summary {
         if remote.sign_verify_summary {
             if let Some(keys) = ed25519_keys {
+                if keys.is_empty() {
+                    return Err(Error::Invalid(
+                        "sign-verify-summary is on but no ed25519 public key is configured".into(),
+                    ));
+                }
                 let sig = http.get("summary.sig", true).await?.ok_or_else(|| {
                     Error::Invalid(format!(
                         "{}summary is not signed (sign-verify-summary is on)",

@@ -693,6 +693,47 @@ fn gpg_signatures_from_ostree_verify_in_cairn() {
         );
 
         let server = httpd::start(repo.clone(), Fault::None);
+        // A summary signed by ostree: verified with gpg-verify-summary, refused once unsigned.
+        ostree_ok(&[
+            &or,
+            "summary",
+            "-u",
+            &format!("--gpg-sign={fpr}"),
+            &format!("--gpg-homedir={}", home.display()),
+        ]);
+        let _ = Command::new("gpgconf")
+            .arg("--homedir")
+            .arg(&home)
+            .args(["--kill", "gpg-agent"])
+            .status();
+        let summary_check = |name: &str| {
+            let dest = tmp.path().join(name);
+            let d = dest.to_str().unwrap().to_owned();
+            cairn_ok(&["repo", "init", "--repo", &d, "--mode", "archive"]);
+            cairn_ok(&[
+                "repo",
+                "remote",
+                "add",
+                "--repo",
+                &d,
+                "--set",
+                &format!("gpgkeypath={}", public.display()),
+                "--set",
+                "gpg-verify-summary=true",
+                "origin",
+                &server.url,
+            ]);
+            cairn(&["repo", "pull", "--repo", &d, "origin", "os/stable"])
+        };
+        let out = summary_check(&format!("summary-signed-{name}"));
+        assert!(out.status.success(), "{}", stderr(&out));
+        cairn_ok(&["repo", "summary", "-u", "--repo", repo.to_str().unwrap()]);
+        let out = summary_check(&format!("summary-unsigned-{name}"));
+        assert!(
+            !out.status.success() && stderr(&out).contains("summary is not signed"),
+            "{}",
+            stderr(&out)
+        );
         for (trusted, expect_ok) in [(&public, true), (&stranger, false)] {
             let dest = tmp.path().join(format!("dest-{name}-{expect_ok}"));
             let d = dest.to_str().unwrap();
@@ -955,4 +996,91 @@ fn cairn_pulls_deltas_generated_by_ostree() {
         .unwrap()
         .is_none());
     cairn_ok(&["repo", "fsck", "--repo", h]);
+}
+
+#[test]
+fn commit_metadata_only_then_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, tree, head) = source_repo(tmp.path());
+    let (secret, public) = keys();
+    cairn_ok(&[
+        "repo",
+        "sign",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--summary",
+        &secret,
+    ]);
+    let server = httpd::start(repo.clone(), Fault::None);
+    let dest = tmp.path().join("dest");
+    let d = dest.to_str().unwrap();
+    cairn_ok(&["repo", "init", "--repo", d, "--mode", "bare-user"]);
+    // sign-verify-summary on, commit signatures off: the ed25519-signed summary is checked.
+    cairn_ok(&[
+        "repo",
+        "remote",
+        "add",
+        "--repo",
+        d,
+        "--no-gpg-verify",
+        "--set",
+        "sign-verify-summary=true",
+        "--set",
+        &format!("verification-ed25519-key={public}"),
+        "origin",
+        &server.url,
+    ]);
+    let meta: serde_json::Value = serde_json::from_str(&cairn_ok(&[
+        "repo",
+        "pull",
+        "--repo",
+        d,
+        "--json",
+        "--commit-metadata-only",
+        "--depth",
+        "1",
+        "origin",
+        "os/stable",
+    ]))
+    .unwrap();
+    assert_eq!(
+        meta["objects_fetched"], 2,
+        "two commit objects, no tree: {meta}"
+    );
+    let fsck = cairn_ok(&["repo", "fsck", "--repo", d]);
+    assert!(
+        fsck.contains(&format!("commit {head} is partial")),
+        "{fsck}"
+    );
+    assert!(cairn_ok(&["repo", "log", "--repo", d, "origin:os/stable"]).contains("    one"));
+    let full: serde_json::Value = serde_json::from_str(&cairn_ok(&[
+        "repo",
+        "pull",
+        "--repo",
+        d,
+        "--json",
+        "origin",
+        "os/stable",
+    ]))
+    .unwrap();
+    assert!(full["objects_fetched"].as_u64().unwrap() > 10, "{full}");
+    let fsck = cairn_ok(&["repo", "fsck", "--repo", d]);
+    assert!(
+        !fsck.contains(&format!("commit {head} is partial")),
+        "{fsck}"
+    );
+    let co = tmp.path().join("co");
+    cairn_ok(&[
+        "repo",
+        "checkout",
+        "--repo",
+        d,
+        "origin:os/stable",
+        co.to_str().unwrap(),
+    ]);
+    assert_same_tree(&snapshot(&tree, true, true), &snapshot(&co, true, true));
+    // A summary signature that does not verify stops the pull before anything else.
+    fs::write(repo.join("summary.sig"), b"garbage").unwrap();
+    let out = cairn(&["repo", "pull", "--repo", d, "origin", "os/stable"]);
+    assert!(!out.status.success(), "a bad summary.sig was accepted");
 }
