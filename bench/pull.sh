@@ -52,6 +52,37 @@ for run in $(seq 1 "$RUNS"); do
 done
 rm -rf "$P/o" "$P/c"
 
+# The everyday update: change 1% of the files, commit, and let ostree generate the delta
+# (both clients then pull the same delta from the same server into bare-user repos
+# that hold the previous commit).
+echo "delta: baseline repos" >&2
+ostree --repo="$P/o-base" init --mode=bare-user
+ostree --repo="$P/o-base" remote add --no-gpg-verify origin "$URL"
+ostree --repo="$P/o-base" pull origin main >/dev/null
+"$CAIRN" repo init --repo "$P/c-base" --mode bare-user
+"$CAIRN" repo remote add --repo "$P/c-base" --no-gpg-verify origin "$URL"
+"$CAIRN" repo pull --repo "$P/c-base" origin main >/dev/null 2>&1
+NEWTREE=$P/tree2; cp -a "$TREE" "$NEWTREE"
+find "$NEWTREE" -type f -perm -u+w | sort | awk 'NR % 100 == 0' | while read -r f; do echo "cairn pull bench" >> "$f"; done
+ostree --repo="$P/src" commit -b main --tree=dir="$NEWTREE" >/dev/null
+ostree --repo="$P/src" static-delta generate main >/dev/null
+ostree --repo="$P/src" summary -u
+rm -rf "$NEWTREE"
+for run in $(seq 1 "$RUNS"); do
+  echo "delta run $run/$RUNS" >&2
+  rm -rf "$P/o" "$P/c"
+  cp -a "$P/o-base" "$P/o"; cp -a "$P/c-base" "$P/c"
+  settle
+  s=$(date +%s.%N); OUT=$(ostree --repo="$P/o" pull origin main 2>&1 | tail -1); e=$(date +%s.%N)
+  T[ostree_delta]="${T[ostree_delta]:-} $(echo "$e - $s" | bc)"
+  OSTREE_DELTA_LINE=$OUT
+  settle
+  s=$(date +%s.%N); JSON=$("$CAIRN" repo pull --repo "$P/c" --json origin main); e=$(date +%s.%N)
+  T[cairn_delta]="${T[cairn_delta]:-} $(echo "$e - $s" | bc)"
+  CAIRN_DELTA_BYTES=$(echo "$JSON" | python3 -c 'import json,sys; print(json.load(sys.stdin)["bytes_fetched"])')
+done
+rm -rf "$P/o" "$P/c" "$P/o-base" "$P/c-base"
+
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 row() { local o c; o=$(echo "${T[$2]}" | median); c=$(echo "${T[$3]}" | median)
   printf "| %-40s | %8.2f s | %8.2f s | %6.1fx |\n" "$1" "$o" "$c" "$(echo "$o / $c" | bc -l)"; }
@@ -60,3 +91,7 @@ echo "| pull of $OBJECTS objects from nginx (median of $RUNS) | ostree | cairn |
 echo "|---|---|---|---|"
 row "pull into an empty archive repo" ostree_archive cairn_archive
 row "pull into an empty bare-user repo" ostree_bare-user cairn_bare-user
+row "update after a 1% change, with the delta" ostree_delta cairn_delta
+echo
+echo "delta pull, last run: ostree: $OSTREE_DELTA_LINE"
+echo "delta pull, last run: cairn: $CAIRN_DELTA_BYTES bytes transferred"

@@ -291,10 +291,7 @@ impl FileContext<'_> {
         if self.link {
             let is_link_object = match self.repo.mode() {
                 RepoMode::Bare => false,
-                _ => {
-                    let (meta, _, _) = self.repo.read_content_meta(checksum)?;
-                    meta.mode & S_IFMT == S_IFLNK
-                }
+                _ => self.repo.bare_user_mode(checksum)? & S_IFMT == S_IFLNK,
             };
             if !is_link_object {
                 if self.options.verify {

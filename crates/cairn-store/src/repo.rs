@@ -341,6 +341,32 @@ impl Repo {
         }
     }
 
+    /// The mode a bare-user content object records, from its xattr alone (one syscall).
+    pub fn bare_user_mode(&self, checksum: &Checksum) -> Result<u32> {
+        let path = self.object_path(checksum, ObjectType::File);
+        if self.mode == RepoMode::BareUserOnly {
+            return Ok(fs::symlink_metadata(&path).at(&path)?.mode());
+        }
+        let raw = match xattr::get(&path, BARE_USER_XATTR) {
+            Ok(Some(raw)) => raw,
+            Ok(None) => {
+                return Err(Error::Corrupt {
+                    checksum: *checksum,
+                    kind: ObjectType::File,
+                    what: "no user.ostreemeta xattr".into(),
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::MissingObject {
+                    checksum: *checksum,
+                    kind: ObjectType::File,
+                })
+            }
+            Err(e) => return Err(Error::Io { path, source: e }),
+        };
+        Ok(object::parse_bare_user_meta(checksum, &raw)?.mode)
+    }
+
     fn bare_user_meta(
         &self,
         checksum: &Checksum,
