@@ -31,7 +31,9 @@ declare -A T
 now() { date +%s.%N; }
 # ext4 scans recently freed inodes when it allocates new ones; let deletions settle
 # (sync, then wait out its 5-second window) so no timed step pays for the previous one.
-settle() { sync; sleep 6; }
+# Directory and symlink creation also skips inodes freed in the last 60 seconds (ext4's
+# recently_deleted), so checkouts, which create thousands of each, wait longer.
+settle() { sync; sleep "${SETTLE:-6}"; }
 timed() { # timed KEY command...
   local key=$1; shift
   settle
@@ -72,11 +74,16 @@ for run in $(seq 1 "$RUNS"); do
   timed cp_a cp -a "$TREE" "$R/copy"
   rm -rf "$R/copy"
 
-  # hardlink checkout from bare-user
-  timed ostree_checkout ostree --repo="$R/o-bu" checkout -U -H main "$R/o-co"
-  timed cairn_checkout "$CAIRN" repo checkout --repo "$R/c-bu" -U -H main "$R/c-co"
-  rm -rf "$R/c-co"
-  timed cairn_checkout_noverify "$CAIRN" repo checkout --repo "$R/c-bu" -U -H --no-verify main "$R/c-co"
+  # hardlink checkout from bare-user; each tool's own repo; nothing deleted in between
+  # and the order alternates between runs
+  if [ $((run % 2)) -eq 1 ]; then
+    SETTLE=61 timed ostree_checkout ostree --repo="$R/o-bu" checkout -U -H main "$R/o-co"
+    SETTLE=61 timed cairn_checkout_noverify "$CAIRN" repo checkout --repo "$R/c-bu" -U -H --no-verify main "$R/c-co1"
+  else
+    SETTLE=61 timed cairn_checkout_noverify "$CAIRN" repo checkout --repo "$R/c-bu" -U -H --no-verify main "$R/c-co1"
+    SETTLE=61 timed ostree_checkout ostree --repo="$R/o-bu" checkout -U -H main "$R/o-co"
+  fi
+  SETTLE=61 timed cairn_checkout "$CAIRN" repo checkout --repo "$R/c-bu" -U -H main "$R/c-co2"
   rm -rf "$R"
 done
 

@@ -1,8 +1,10 @@
 //! `cairn quickstart`: the main job end to end, on embedded defaults, in a fresh directory.
 //!
-//! Today: build a sample OS tree, commit it to an archive repository, change it, commit
-//! again, show the log and the diff, check the new commit out, verify the repository.
-//! Each later capability adds its step here.
+//! Build a sample OS tree, commit it to an archive repository and sign it, serve the
+//! repository over HTTP, let a "machine" (a bare-user repository that verifies
+//! signatures) pull it; change the tree, commit, sign and generate a static delta; the
+//! machine pulls the update through the delta; show log and diff, check the update out
+//! and verify both repositories. Each later capability adds its step here.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,8 +13,11 @@ use anyhow::{Context, Result};
 use cairn_store::checkout::CheckoutOptions;
 use cairn_store::commit::CommitOptions;
 use cairn_store::gvariant::Value;
-use cairn_store::{Repo, RepoMode};
+use cairn_store::pull::PullOptions;
+use cairn_store::{Checksum, Repo, RepoMode};
 use clap::Args;
+
+const BRANCH: &str = "sample/x86_64/stable";
 
 #[derive(Args)]
 pub struct QuickstartArgs {
@@ -30,6 +35,13 @@ fn write(path: &Path, data: &str) -> Result<()> {
         fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
     }
     fs::write(path, data).with_context(|| format!("write {}", path.display()))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 pub fn run(args: QuickstartArgs) -> Result<i32> {
@@ -60,6 +72,10 @@ pub fn run(args: QuickstartArgs) -> Result<i32> {
         &tree.join("usr/share/doc/sample/README"),
         "A tree committed by cairn.\n",
     )?;
+    let library: String = (0..4000)
+        .map(|i| format!("symbol_{i} = {}\n", i * 7))
+        .collect();
+    write(&tree.join("usr/lib/libsample.so"), &library)?;
     fs::create_dir_all(tree.join("var/empty"))?;
     std::os::unix::fs::symlink("../lib/os-release", tree.join("usr/etc/os-release"))?;
     set_mode(&tree.join("usr/bin/hello"), 0o755)?;
@@ -70,18 +86,62 @@ pub fn run(args: QuickstartArgs) -> Result<i32> {
 
     step(
         2,
-        "commit it to an archive repository (as a web server would serve it)",
+        "commit it to an archive repository and sign the commit (ed25519, as `ostree sign`)",
     );
     let repo_path = work.join("repo");
     let repo = Repo::init(&repo_path, RepoMode::Archive)?;
+    let key = new_signing_key()?;
+    let (_, public) = cairn_store::sign::encode_keypair(&key);
     let first = commit(&repo, &tree, "Sample OS 1", "1")?;
+    repo.sign_commit(&first, std::slice::from_ref(&key))?;
+    cairn_store::summary::update_summary(&repo, now())?;
     println!(
-        "cairn repo commit --repo {} -b sample/x86_64/stable {}\n{first}",
+        "cairn repo commit --repo {} -b {BRANCH} {}\n{first}",
         repo_path.display(),
         tree.display()
     );
+    println!("public key: {public}");
 
-    step(3, "change the tree and commit again");
+    step(
+        3,
+        "serve the repository over HTTP (any static web server would do)",
+    );
+    let server = cairn_repo_server::spawn(repo_path.clone(), "127.0.0.1:0".parse()?)?;
+    let url = format!("http://{}/", server.addr);
+    println!(
+        "cairn repo serve --repo {} --listen {}",
+        repo_path.display(),
+        server.addr
+    );
+
+    step(4, "a machine pulls it, verifying the signature");
+    let machine_path = work.join("machine");
+    let machine = Repo::init(&machine_path, RepoMode::BareUser)?;
+    machine.add_remote(
+        "origin",
+        &url,
+        &[
+            ("gpg-verify".into(), "false".into()),
+            ("sign-verify".into(), "true".into()),
+            ("verification-ed25519-key".into(), public.clone()),
+        ],
+        false,
+    )?;
+    let options = PullOptions {
+        refs: vec![BRANCH.into()],
+        progress: false,
+        ..Default::default()
+    };
+    let report = cairn_store::pull::pull(&machine, &machine.remote("origin")?, &options)?;
+    println!(
+        "pulled {} objects ({} bytes) in {:.2}s",
+        report.objects_fetched, report.bytes_fetched, report.seconds
+    );
+
+    step(
+        5,
+        "change the tree, commit, sign, and publish a static delta",
+    );
     write(
         &tree.join("usr/lib/os-release"),
         "NAME=\"Sample OS\"\nVERSION_ID=2\n",
@@ -90,15 +150,46 @@ pub fn run(args: QuickstartArgs) -> Result<i32> {
         &tree.join("usr/bin/hello"),
         "#!/bin/sh\necho hello from sample OS 2\n",
     )?;
+    write(
+        &tree.join("usr/lib/libsample.so"),
+        &library.replace("symbol_42 ", "symbol_forty_two "),
+    )?;
     fs::remove_file(tree.join("usr/share/doc/sample/README"))?;
     write(
         &tree.join("usr/share/doc/sample/CHANGES"),
         "2: new greeting\n",
     )?;
     let second = commit(&repo, &tree, "Sample OS 2", "2")?;
-    println!("{second}");
+    repo.sign_commit(&second, std::slice::from_ref(&key))?;
+    let delta = cairn_store::delta::generate(
+        &repo,
+        &cairn_store::delta::GenerateOptions::new(Some(first), second),
+        now(),
+    )?;
+    cairn_store::summary::update_summary(&repo, now())?;
+    println!(
+        "{second}\ndelta {}: {} objects, {} as bsdiff patches, {} bytes",
+        cairn_store::delta::delta_name(Some(&first), &second),
+        delta.objects,
+        delta.bsdiffs,
+        delta.bytes
+    );
 
-    step(4, "log");
+    step(6, "the machine pulls the update through the delta");
+    let report = cairn_store::pull::pull(&machine, &machine.remote("origin")?, &options)?;
+    println!(
+        "pulled {} objects ({} bytes) using {}",
+        report.objects_fetched,
+        report.bytes_fetched,
+        if report.deltas.is_empty() {
+            "no delta".to_owned()
+        } else {
+            format!("delta {}", report.deltas.join(", "))
+        }
+    );
+    drop(server);
+
+    step(7, "log");
     let mut next = Some(second);
     while let Some(c) = next {
         let commit = repo.read_commit(&c)?;
@@ -111,16 +202,17 @@ pub fn run(args: QuickstartArgs) -> Result<i32> {
         next = commit.parent;
     }
 
-    step(5, "diff between the two commits");
+    step(8, "diff between the two commits");
     for change in cairn_store::diff::diff_commits(&repo, &first, &second)? {
         println!("{}    {}", change.letter(), change.path());
     }
 
-    step(6, "check the new commit out");
+    step(9, "check the update out on the machine (hardlinks)");
     let dest = work.join("checkout");
+    let head = machine.resolve_rev(&format!("origin:{BRANCH}"))?;
     let stats = cairn_store::checkout::checkout(
-        &repo,
-        &second,
+        &machine,
+        &head,
         &dest,
         &CheckoutOptions {
             user_mode: true,
@@ -129,43 +221,50 @@ pub fn run(args: QuickstartArgs) -> Result<i32> {
         },
     )?;
     println!(
-        "{} files, {} directories into {}",
+        "{} files ({} hardlinked), {} directories into {}",
         stats.files,
+        stats.hardlinked,
         stats.dirs,
         dest.display()
     );
     print!("{}", fs::read_to_string(dest.join("usr/lib/os-release"))?);
 
-    step(7, "verify the repository");
-    let report = cairn_store::fsck::fsck(&repo)?;
+    step(10, "verify both repositories");
+    let mut clean = true;
+    for (name, r) in [("server", &repo), ("machine", &machine)] {
+        let report = cairn_store::fsck::fsck(r)?;
+        clean &= report.problems.is_empty();
+        println!(
+            "{name}: {} commits, {} dirtrees, {} content objects: {}",
+            report.commits,
+            report.dirtrees,
+            report.files,
+            if report.problems.is_empty() {
+                "all good".to_owned()
+            } else {
+                report.problems.join("; ")
+            }
+        );
+    }
     println!(
-        "{} commits, {} dirtrees, {} dirmetas, {} content objects: {}",
-        report.commits,
-        report.dirtrees,
-        report.dirmetas,
-        report.files,
-        if report.problems.is_empty() {
-            "all good".to_owned()
-        } else {
-            report.problems.join("; ")
-        }
-    );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    cairn_store::summary::update_summary(&repo, now)?;
-    println!(
-        "\nDone. The repository at {} can be read by `ostree --repo={} log sample/x86_64/stable`.",
-        repo_path.display(),
+        "\nDone. `ostree --repo={} log {BRANCH}` reads the same repository.",
         repo_path.display()
     );
-    Ok(if report.problems.is_empty() { 0 } else { 1 })
+    Ok(if clean { 0 } else { 1 })
 }
 
-fn commit(repo: &Repo, tree: &Path, subject: &str, version: &str) -> Result<cairn_store::Checksum> {
+fn new_signing_key() -> Result<ed25519_dalek::SigningKey> {
+    use std::io::Read;
+    let mut seed = [0u8; 32];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut seed))
+        .context("read a random key seed from /dev/urandom")?;
+    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
+}
+
+fn commit(repo: &Repo, tree: &Path, subject: &str, version: &str) -> Result<Checksum> {
     let options = CommitOptions {
-        branch: Some("sample/x86_64/stable".into()),
+        branch: Some(BRANCH.into()),
         subject: subject.into(),
         metadata: vec![("version".into(), Value::Str(version.into()))],
         ..Default::default()

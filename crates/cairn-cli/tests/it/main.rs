@@ -5,4 +5,5 @@ mod hostile;
 mod httpd;
 mod interop;
 mod pull;
+mod quickstart;
 mod support;
