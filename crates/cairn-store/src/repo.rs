@@ -247,16 +247,7 @@ impl Repo {
     /// Reads a metadata object and checks that its bytes hash to its name.
     pub fn read_metadata(&self, checksum: &Checksum, kind: ObjectType) -> Result<Vec<u8>> {
         let path = self.object_path(checksum, kind);
-        let data = fs::read(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => Error::MissingObject {
-                checksum: *checksum,
-                kind,
-            },
-            _ => Error::Io {
-                path: path.clone(),
-                source: e,
-            },
-        })?;
+        let data = fs::read(&path).map_err(object_io_error(checksum, kind, &path))?;
         if kind != ObjectType::CommitMeta {
             let actual = Checksum::of(&data);
             if actual != *checksum {
@@ -288,16 +279,7 @@ impl Repo {
     /// Reads a content object's metadata without its data (cheap for bare modes).
     pub fn read_content_meta(&self, checksum: &Checksum) -> Result<(FileMeta, String, u64)> {
         let path = self.object_path(checksum, ObjectType::File);
-        let missing = |e: io::Error| match e.kind() {
-            io::ErrorKind::NotFound => Error::MissingObject {
-                checksum: *checksum,
-                kind: ObjectType::File,
-            },
-            _ => Error::Io {
-                path: path.clone(),
-                source: e,
-            },
-        };
+        let missing = object_io_error(checksum, ObjectType::File, &path);
         match self.mode {
             RepoMode::Archive => {
                 let content = self.read_content(checksum, false)?;
@@ -305,11 +287,11 @@ impl Repo {
                 Ok((content.meta, content.symlink_target, size))
             }
             RepoMode::BareUser | RepoMode::BareUserOnly => {
-                let stat = fs::symlink_metadata(&path).map_err(missing)?;
+                let stat = fs::symlink_metadata(&path).map_err(&missing)?;
                 let meta = self.bare_user_meta(checksum, &path, &stat)?;
                 if meta.mode & S_IFMT == S_IFLNK {
                     // ostree stores the target followed by a NUL byte.
-                    let mut target = fs::read(&path).map_err(missing)?;
+                    let mut target = fs::read(&path).map_err(&missing)?;
                     if target.last() == Some(&0) {
                         target.pop();
                     }
@@ -324,7 +306,7 @@ impl Repo {
                 }
             }
             RepoMode::Bare => {
-                let stat = fs::symlink_metadata(&path).map_err(missing)?;
+                let stat = fs::symlink_metadata(&path).map_err(&missing)?;
                 let meta = FileMeta {
                     uid: stat.uid(),
                     gid: stat.gid(),
@@ -401,16 +383,8 @@ impl Repo {
         };
         let content = match self.mode {
             RepoMode::Archive => {
-                let raw = fs::read(&path).map_err(|e| match e.kind() {
-                    io::ErrorKind::NotFound => Error::MissingObject {
-                        checksum: *checksum,
-                        kind: ObjectType::File,
-                    },
-                    _ => Error::Io {
-                        path: path.clone(),
-                        source: e,
-                    },
-                })?;
+                let raw =
+                    fs::read(&path).map_err(object_io_error(checksum, ObjectType::File, &path))?;
                 decode_filez(checksum, &raw)?
             }
             _ => {
@@ -644,6 +618,24 @@ impl Repo {
 pub enum Entry {
     File(Checksum),
     Dir { tree: Checksum, meta: Checksum },
+}
+
+/// Maps an IO error on an object file: not found is a missing object, naming it.
+fn object_io_error<'a>(
+    checksum: &'a Checksum,
+    kind: ObjectType,
+    path: &'a Path,
+) -> impl Fn(io::Error) -> Error + 'a {
+    move |e| match e.kind() {
+        io::ErrorKind::NotFound => Error::MissingObject {
+            checksum: *checksum,
+            kind,
+        },
+        _ => Error::Io {
+            path: path.to_owned(),
+            source: e,
+        },
+    }
 }
 
 fn parse_core_mode(config: &str) -> Result<RepoMode, String> {

@@ -462,17 +462,13 @@ fn an_interrupted_pull_resumes_with_only_what_is_missing() {
         cairn_ok(&["repo", "rev-parse", "--repo", d, "os/stable"]).trim(),
         head
     );
-    cairn_ok(&["repo", "fsck", "--repo", d]);
-    let co = tmp.path().join("co");
-    cairn_ok(&[
-        "repo",
-        "checkout",
-        "--repo",
-        d,
+    assert_checkout_matches(
+        std::path::Path::new(d),
         "os/stable",
-        co.to_str().unwrap(),
-    ]);
-    assert_same_tree(&snapshot(&tree, true, true), &snapshot(&co, true, true));
+        &tree,
+        &tmp.path().join("co"),
+        true,
+    );
 }
 
 #[test]
@@ -923,17 +919,13 @@ fn cairn_pulls_deltas_generated_by_ostree() {
         cairn_ok(&["repo", "rev-parse", "--repo", d, "origin:os/stable"]).trim(),
         head
     );
-    cairn_ok(&["repo", "fsck", "--repo", d]);
-    let co = tmp.path().join("co");
-    cairn_ok(&[
-        "repo",
-        "checkout",
-        "--repo",
-        d,
+    assert_checkout_matches(
+        std::path::Path::new(d),
         "origin:os/stable",
-        co.to_str().unwrap(),
-    ]);
-    assert_same_tree(&snapshot(&tree, true, true), &snapshot(&co, true, true));
+        &tree,
+        &tmp.path().join("co"),
+        true,
+    );
 
     // A new machine takes the delta from scratch.
     let fresh = tmp.path().join("fresh");

@@ -246,3 +246,21 @@ pub fn assert_same_tree(expected: &BTreeMap<String, Node>, actual: &BTreeMap<Str
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// The end state every test wants after writing a repo: `cairn fsck` is clean, and a
+/// checkout of `rev` into `dest` reproduces `tree` (xattrs too when `with_xattrs`).
+pub fn assert_checkout_matches(
+    repo: &Path,
+    rev: &str,
+    tree: &Path,
+    dest: &Path,
+    with_xattrs: bool,
+) {
+    let r = repo.to_str().unwrap();
+    cairn_ok(&["repo", "fsck", "--repo", r]);
+    cairn_ok(&["repo", "checkout", "--repo", r, rev, dest.to_str().unwrap()]);
+    assert_same_tree(
+        &snapshot(tree, true, with_xattrs),
+        &snapshot(dest, true, with_xattrs),
+    );
+}
