@@ -84,15 +84,18 @@ struct ScannedDir {
 }
 
 /// A set of objects being written, not yet visible in `objects/`.
-pub(crate) struct Transaction<'r> {
-    repo: &'r Repo,
+pub(crate) struct Transaction {
+    repo: Repo,
     staging: PathBuf,
     staged: Mutex<HashSet<(Checksum, ObjectType)>>,
+    /// Writers hold it shared from claim to the last byte; `flush` holds it alone, so it
+    /// never renames a file that is still being written.
+    gate: std::sync::RwLock<()>,
     _lock: fs::File,
 }
 
-impl<'r> Transaction<'r> {
-    pub(crate) fn begin(repo: &'r Repo) -> Result<Self> {
+impl Transaction {
+    pub(crate) fn begin(repo: &Repo) -> Result<Self> {
         let lock = crate::lock::shared(repo)?;
         let staging = repo.new_staging_dir()?;
         for i in 0..=255u8 {
@@ -100,9 +103,10 @@ impl<'r> Transaction<'r> {
             fs::create_dir(&dir).at(&dir)?;
         }
         Ok(Transaction {
-            repo,
+            repo: repo.clone(),
             staging,
             staged: Mutex::new(HashSet::new()),
+            gate: std::sync::RwLock::new(()),
             _lock: lock,
         })
     }
@@ -127,6 +131,7 @@ impl<'r> Transaction<'r> {
 
     /// Writes a metadata object if the repository lacks it; returns its checksum.
     pub(crate) fn write_metadata(&self, kind: ObjectType, data: &[u8]) -> Result<Checksum> {
+        let _gate = self.gate.read().expect("staging gate poisoned");
         let checksum = Checksum::of(data);
         if self.claim(&checksum, kind) {
             let path = self.staging_path(&checksum, kind);
@@ -149,6 +154,7 @@ impl<'r> Transaction<'r> {
         data: &[u8],
         level: i32,
     ) -> Result<bool> {
+        let _gate = self.gate.read().expect("staging gate poisoned");
         if !self.claim(checksum, ObjectType::File) {
             return Ok(false);
         }
@@ -238,6 +244,7 @@ impl<'r> Transaction<'r> {
 
     /// Writes an archive content object exactly as received (the caller has verified it).
     pub(crate) fn write_raw_content(&self, checksum: &Checksum, raw: &[u8]) -> Result<bool> {
+        let _gate = self.gate.read().expect("staging gate poisoned");
         if !self.claim(checksum, ObjectType::File) {
             return Ok(false);
         }
@@ -249,6 +256,7 @@ impl<'r> Transaction<'r> {
 
     /// Writes detached metadata for a commit (not content-addressed: replaced if present).
     pub(crate) fn write_commitmeta(&self, commit: &Checksum, data: &[u8]) -> Result<()> {
+        let _gate = self.gate.read().expect("staging gate poisoned");
         self.staged
             .lock()
             .expect("staging set poisoned")
@@ -260,6 +268,7 @@ impl<'r> Transaction<'r> {
     /// Makes the objects staged so far durable and visible: sync, rename into `objects/`
     /// (content first, commits last), sync. The transaction stays usable.
     pub(crate) fn flush(&self) -> Result<()> {
+        let _gate = self.gate.write().expect("staging gate poisoned");
         let mut staged: Vec<(Checksum, ObjectType)> = self
             .staged
             .lock()
@@ -304,15 +313,13 @@ impl<'r> Transaction<'r> {
         self.repo.sync()
     }
 
-    /// Publishes everything staged and ends the transaction.
-    pub(crate) fn publish(self) -> Result<()> {
-        self.flush()?;
-        let _ = fs::remove_dir_all(&self.staging);
-        Ok(())
+    /// Publishes everything staged; the staging area goes when the transaction is dropped.
+    pub(crate) fn publish(&self) -> Result<()> {
+        self.flush()
     }
 }
 
-impl Drop for Transaction<'_> {
+impl Drop for Transaction {
     fn drop(&mut self) {
         // An abandoned transaction leaves nothing behind in `objects/`.
         let _ = fs::remove_dir_all(&self.staging);
@@ -400,6 +407,8 @@ pub fn commit_directory(
         .unwrap_or(DEFAULT_COMPRESSION_LEVEL);
     let mut files = Vec::new();
     collect_files(&mut tree, &mut files);
+    // Largest first: a big file compressed last would leave the other cores idle.
+    files.sort_by_key(|f| std::cmp::Reverse(f.stamp.size));
     let stats = Mutex::new(CommitStats {
         files: files.len() as u64,
         ..Default::default()
@@ -481,7 +490,7 @@ fn collect_files<'a>(dir: &'a mut ScannedDir, out: &mut Vec<&'a mut ScannedFile>
 }
 
 fn write_tree(
-    tx: &Transaction<'_>,
+    tx: &Transaction,
     dir: &ScannedDir,
     stats: &mut CommitStats,
 ) -> Result<(Checksum, Checksum)> {

@@ -838,7 +838,7 @@ fn slice(blob: &[u8], offset: u64, len: u64) -> std::result::Result<&[u8], &'sta
 /// Returns how many objects it wrote.
 pub(crate) fn apply_part(
     repo: &Repo,
-    tx: &Transaction<'_>,
+    tx: &Transaction,
     file: &[u8],
     objects: &[(ObjectType, Checksum)],
     what: &str,

@@ -161,12 +161,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// What a fetch task hands back: verified bytes, ready to stage.
 enum Fetched {
-    DirTree(bytes::Bytes, DirTree),
-    DirMeta(bytes::Bytes),
+    /// A verified, staged dirtree, whose children the walk still needs.
+    DirTree(DirTree),
     /// An archive object as received, for archive repositories.
     RawFile(Checksum, bytes::Bytes),
     /// Decoded content, for bare repositories.
     File(Checksum, Content),
+    /// Verified and already staged by the fetch task.
+    Stored,
 }
 
 fn object_rel(checksum: &Checksum, kind: ObjectType) -> String {
@@ -179,6 +181,7 @@ async fn fetch_verified(
     checksum: Checksum,
     kind: ObjectType,
     archive_target: bool,
+    store: Option<Arc<Transaction>>,
 ) -> Result<Fetched> {
     let body = http
         .get(&object_rel(&checksum, kind), false)
@@ -197,11 +200,24 @@ async fn fetch_verified(
                         what: format!("served by {url}, hashes to {actual}; not stored"),
                     });
                 }
-                Ok(if archive_target {
-                    Fetched::RawFile(checksum, body)
-                } else {
-                    Fetched::File(checksum, content)
-                })
+                match (&store, archive_target) {
+                    (Some(tx), true) => {
+                        tx.write_raw_content(&checksum, &body)?;
+                        Ok(Fetched::Stored)
+                    }
+                    (Some(tx), false) => {
+                        tx.write_content(
+                            &checksum,
+                            &content.meta,
+                            &content.symlink_target,
+                            &content.data,
+                            1,
+                        )?;
+                        Ok(Fetched::Stored)
+                    }
+                    (None, true) => Ok(Fetched::RawFile(checksum, body)),
+                    (None, false) => Ok(Fetched::File(checksum, content)),
+                }
             }
             _ => {
                 let actual = Checksum::of(&body);
@@ -212,13 +228,19 @@ async fn fetch_verified(
                         what: format!("served by {url}, hashes to {actual}; not stored"),
                     });
                 }
-                if kind == ObjectType::DirTree {
-                    let tree = DirTree::parse(&checksum, &body)?;
-                    Ok(Fetched::DirTree(body, tree))
+                let tree = if kind == ObjectType::DirTree {
+                    Some(DirTree::parse(&checksum, &body)?)
                 } else {
                     crate::object::parse_dirmeta(&checksum, &body)?;
-                    Ok(Fetched::DirMeta(body))
+                    None
+                };
+                if let Some(tx) = &store {
+                    tx.write_metadata(kind, &body)?;
                 }
+                Ok(match tree {
+                    Some(tree) => Fetched::DirTree(tree),
+                    None => Fetched::Stored,
+                })
             }
         }
     })
@@ -335,7 +357,7 @@ async fn pull_async(repo: &Repo, remote: &Remote, options: &PullOptions) -> Resu
         summary_keyring,
     )
     .await?;
-    let tx = Transaction::begin(repo)?;
+    let tx = Arc::new(Transaction::begin(repo)?);
     let mut deltas_used = Vec::new();
     let mut delta_objects = 0u64;
     // Deltas are for machines (bare repositories), as in ostree; mirrors pull objects.
@@ -539,7 +561,7 @@ async fn resolve_refs(
 /// (checked against its header before it is decompressed). Returns the objects written.
 async fn apply_delta(
     repo: &Repo,
-    tx: &Transaction<'_>,
+    tx: &Transaction,
     http: &Arc<Http>,
     from: Option<Checksum>,
     to: Checksum,
@@ -579,7 +601,7 @@ async fn apply_delta(
         if repo.has_object(fallback, ObjectType::File) {
             continue;
         }
-        match fetch_verified(http.clone(), *fallback, ObjectType::File, false).await? {
+        match fetch_verified(http.clone(), *fallback, ObjectType::File, false, None).await? {
             Fetched::File(c, content) => {
                 tx.write_content(&c, &content.meta, &content.symlink_target, &content.data, 1)?;
             }
@@ -630,7 +652,7 @@ struct Verifier<'a> {
 
 async fn walk(
     repo: &Repo,
-    tx: &Transaction<'_>,
+    tx: &Arc<Transaction>,
     http: &Arc<Http>,
     targets: &[(String, Checksum)],
     options: &PullOptions,
@@ -782,7 +804,13 @@ async fn walk(
             } else {
                 break;
             };
-            in_flight.spawn(fetch_verified(http.clone(), checksum, kind, archive_target));
+            in_flight.spawn(fetch_verified(
+                http.clone(),
+                checksum,
+                kind,
+                archive_target,
+                Some(tx.clone()),
+            ));
         }
         let Some(joined) = in_flight.join_next().await else {
             break;
@@ -799,13 +827,9 @@ async fn walk(
         };
         fetched += 1;
         match fetched_object {
-            Fetched::DirTree(bytes, tree) => {
-                tx.write_metadata(ObjectType::DirTree, &bytes)?;
-                local_trees.push_back(tree);
-            }
-            Fetched::DirMeta(bytes) => {
-                tx.write_metadata(ObjectType::DirMeta, &bytes)?;
-            }
+            // The task has staged it; a dirtree's children still need walking.
+            Fetched::DirTree(tree) => local_trees.push_back(tree),
+            Fetched::Stored => {}
             Fetched::RawFile(checksum, bytes) => {
                 tx.write_raw_content(&checksum, &bytes)?;
             }

@@ -130,7 +130,7 @@ impl Content {
 }
 
 /// An open repository.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Repo {
     path: PathBuf,
     mode: RepoMode,
