@@ -113,10 +113,27 @@ impl Http {
                         return Ok(None);
                     }
                     if status.is_success() {
-                        match resp.bytes().await {
-                            Ok(body) => {
+                        let limit = size_limit(rel);
+                        if resp.content_length().is_some_and(|n| n > limit) {
+                            return Err(Error::Fetch {
+                                url,
+                                reason: format!(
+                                    "response larger than the {limit}-byte limit for this file"
+                                ),
+                            });
+                        }
+                        match read_limited(resp, limit).await {
+                            Ok(Some(body)) => {
                                 self.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
                                 return Ok(Some(body));
+                            }
+                            Ok(None) => {
+                                return Err(Error::Fetch {
+                                    url,
+                                    reason: format!(
+                                        "response larger than the {limit}-byte limit for this file"
+                                    ),
+                                });
                             }
                             Err(e) => format!("reading the body: {}", error_chain(&e)),
                         }
@@ -146,6 +163,36 @@ impl Http {
             delay = (delay * 2).min(Duration::from_secs(5));
         }
     }
+}
+
+/// The most a remote may send for a file: ostree's 10 MiB for metadata (commits, trees,
+/// summaries, superblocks, refs); more for content objects and delta parts, which are
+/// still held in memory to be verified before they are stored.
+fn size_limit(rel: &str) -> u64 {
+    const METADATA: u64 = 10 << 20;
+    if rel.ends_with(".filez") {
+        8 << 30
+    } else if rel.starts_with("deltas/") && !rel.ends_with("/superblock") {
+        2 << 30
+    } else {
+        METADATA
+    }
+}
+
+/// Reads a body, giving up (`Ok(None)`) as soon as it passes `limit` bytes.
+async fn read_limited(
+    mut resp: reqwest::Response,
+    limit: u64,
+) -> reqwest::Result<Option<bytes::Bytes>> {
+    let mut body =
+        bytes::BytesMut::with_capacity(resp.content_length().unwrap_or(0).min(limit) as usize);
+    while let Some(chunk) = resp.chunk().await? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -1076,3 +1076,18 @@ fn commit_metadata_only_then_the_rest() {
     let out = cairn(&["repo", "pull", "--repo", d, "origin", "os/stable"]);
     assert!(!out.status.success(), "a bad summary.sig was accepted");
 }
+
+#[test]
+fn oversized_answers_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, _tree, _) = source_repo(tmp.path());
+    // A summary is metadata: ostree's 10 MiB bound applies.
+    let server = httpd::start(repo.clone(), Fault::WrongBytes("/summary".into(), vec![0; 11 << 20]));
+    let dest = tmp.path().join("dest");
+    let d = dest.to_str().unwrap();
+    cairn_ok(&["repo", "init", "--repo", d, "--mode", "archive"]);
+    let out = cairn(&["repo", "pull", "--repo", d, &server.url, "os/stable"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("larger than the 10485760-byte limit"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("summary"), "{}", stderr(&out));
+}
