@@ -178,8 +178,13 @@ fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
     Ok(Some((start, end)))
 }
 
+/// Files up to this size are read in one go; larger ones are streamed.
+const IN_MEMORY_LIMIT: u64 = 1 << 20;
+
 struct Opened {
     data: Vec<u8>,
+    /// For large files: the open file, the offset and the length to send.
+    stream: Option<(std::fs::File, u64, u64)>,
     size: u64,
     etag: String,
     modified: SystemTime,
@@ -216,11 +221,23 @@ fn open_and_read(
         None => (None, false),
     };
     let mut data = Vec::new();
+    let (start, len) = match range {
+        Some((s, e)) => (s, e - s + 1),
+        None => (0, size),
+    };
+    if !head && !unsatisfiable && len > IN_MEMORY_LIMIT {
+        // Large files are streamed, so that memory does not grow with the file.
+        return Ok(Opened {
+            data,
+            stream: Some((std::fs::File::from(fd), start, len)),
+            size,
+            etag,
+            modified,
+            range,
+            unsatisfiable,
+        });
+    }
     if !head && !unsatisfiable {
-        let (start, len) = match range {
-            Some((s, e)) => (s, e - s + 1),
-            None => (0, size),
-        };
         data.resize(len as usize, 0);
         let mut done = 0usize;
         while done < data.len() {
@@ -235,6 +252,7 @@ fn open_and_read(
     }
     Ok(Opened {
         data,
+        stream: None,
         size,
         etag,
         modified,
@@ -314,10 +332,17 @@ async fn serve_file(state: Arc<State>, req: Request<Body>) -> Response<Body> {
         None => file.size,
     };
     builder = builder.header(header::CONTENT_LENGTH, length);
-    let body = if head {
-        Body::empty()
-    } else {
-        Body::from(file.data)
+    let body = match (head, file.stream) {
+        (true, _) => Body::empty(),
+        (false, Some((f, start, len))) => {
+            use tokio::io::{AsyncReadExt, AsyncSeekExt};
+            let mut f = tokio::fs::File::from_std(f);
+            if f.seek(std::io::SeekFrom::Start(start)).await.is_err() {
+                return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
+            }
+            Body::from_stream(tokio_util::io::ReaderStream::new(f.take(len)))
+        }
+        (false, None) => Body::from(file.data),
     };
     builder
         .body(body)
