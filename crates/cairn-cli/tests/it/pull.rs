@@ -1101,11 +1101,18 @@ fn oversized_answers_are_refused() {
 
 fn http_get(addr: &str, path: &str, extra: &str) -> (String, Vec<u8>) {
     let mut s = TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    (String::from_utf8_lossy(&raw[..split]).into_owned(), raw[split + 4..].to_vec())
+    (
+        String::from_utf8_lossy(&raw[..split]).into_owned(),
+        raw[split + 4..].to_vec(),
+    )
 }
 
 #[test]
@@ -1126,22 +1133,41 @@ fn large_objects_stream_with_ranges() {
     let repo = tmp.path().join("repo");
     let r = repo.to_str().unwrap();
     cairn_ok(&["repo", "init", "--repo", r, "--mode", "archive"]);
-    cairn_ok(&["repo", "commit", "--repo", r, "-b", "main", tree.to_str().unwrap()]);
+    cairn_ok(&[
+        "repo",
+        "commit",
+        "--repo",
+        r,
+        "-b",
+        "main",
+        tree.to_str().unwrap(),
+    ]);
     let source = Repo::open(&repo).unwrap();
     let head = source.resolve_rev("main").unwrap();
-    let cairn_store::repo::Entry::File(blob) = source.lookup_path(&head, "/blob").unwrap() else { panic!() };
+    let cairn_store::repo::Entry::File(blob) = source.lookup_path(&head, "/blob").unwrap() else {
+        panic!()
+    };
     let object = source.object_path(&blob, ObjectType::File);
     let on_disk = fs::read(&object).unwrap();
     assert!(on_disk.len() > 1 << 20);
     let rel = format!("/{}", object.strip_prefix(&repo).unwrap().display());
     let (_server, url) = cairn_serve(&repo);
-    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
     let (head_lines, body) = http_get(&addr, &rel, "");
     assert!(head_lines.starts_with("HTTP/1.1 200"), "{head_lines}");
     assert_eq!(body, on_disk, "a streamed body differs from the file");
     let (head_lines, body) = http_get(&addr, &rel, "Range: bytes=1500000-1500099\r\n");
     assert!(head_lines.starts_with("HTTP/1.1 206"), "{head_lines}");
-    assert!(head_lines.to_ascii_lowercase().contains(&format!("content-range: bytes 1500000-1500099/{}", on_disk.len())), "{head_lines}");
+    assert!(
+        head_lines.to_ascii_lowercase().contains(&format!(
+            "content-range: bytes 1500000-1500099/{}",
+            on_disk.len()
+        )),
+        "{head_lines}"
+    );
     assert_eq!(body, on_disk[1_500_000..1_500_100]);
     // And a client pulls it whole.
     let dest = tmp.path().join("dest");
