@@ -21,7 +21,7 @@ use crate::keyfile::KeyFile;
 use crate::object::{Checksum, Commit, DirTree, ObjectType};
 use crate::remote::Remote;
 use crate::repo::{
-    decode_filez, validate_ref_name, write_file_atomic, Content, Error, Repo, RepoMode, Result,
+    decode_filez, validate_ref_name, write_file_atomic, Error, Repo, RepoMode, Result,
 };
 use crate::sign;
 
@@ -210,10 +210,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 enum Fetched {
     /// A verified, staged dirtree, whose children the walk still needs.
     DirTree(DirTree),
-    /// An archive object as received, for archive repositories.
-    RawFile(Checksum, bytes::Bytes),
-    /// Decoded content, for bare repositories.
-    File(Checksum, Content),
     /// Verified and already staged by the fetch task.
     Stored,
 }
@@ -228,7 +224,7 @@ async fn fetch_verified(
     checksum: Checksum,
     kind: ObjectType,
     archive_target: bool,
-    store: Option<Arc<Transaction>>,
+    store: Arc<Transaction>,
 ) -> Result<Fetched> {
     let body = http
         .get(&object_rel(&checksum, kind), false)
@@ -247,24 +243,18 @@ async fn fetch_verified(
                         what: format!("served by {url}, hashes to {actual}; not stored"),
                     });
                 }
-                match (&store, archive_target) {
-                    (Some(tx), true) => {
-                        tx.write_raw_content(&checksum, &body)?;
-                        Ok(Fetched::Stored)
-                    }
-                    (Some(tx), false) => {
-                        tx.write_content(
-                            &checksum,
-                            &content.meta,
-                            &content.symlink_target,
-                            &content.data,
-                            1,
-                        )?;
-                        Ok(Fetched::Stored)
-                    }
-                    (None, true) => Ok(Fetched::RawFile(checksum, body)),
-                    (None, false) => Ok(Fetched::File(checksum, content)),
+                if archive_target {
+                    store.write_raw_content(&checksum, &body)?;
+                } else {
+                    store.write_content(
+                        &checksum,
+                        &content.meta,
+                        &content.symlink_target,
+                        &content.data,
+                        1,
+                    )?;
                 }
+                Ok(Fetched::Stored)
             }
             _ => {
                 let actual = Checksum::of(&body);
@@ -281,9 +271,7 @@ async fn fetch_verified(
                     crate::object::parse_dirmeta(&checksum, &body)?;
                     None
                 };
-                if let Some(tx) = &store {
-                    tx.write_metadata(kind, &body)?;
-                }
+                store.write_metadata(kind, &body)?;
                 Ok(match tree {
                     Some(tree) => Fetched::DirTree(tree),
                     None => Fetched::Stored,
@@ -608,7 +596,7 @@ async fn resolve_refs(
 /// (checked against its header before it is decompressed). Returns the objects written.
 async fn apply_delta(
     repo: &Repo,
-    tx: &Transaction,
+    tx: &Arc<Transaction>,
     http: &Arc<Http>,
     from: Option<Checksum>,
     to: Checksum,
@@ -648,16 +636,8 @@ async fn apply_delta(
         if repo.has_object(fallback, ObjectType::File) {
             continue;
         }
-        match fetch_verified(http.clone(), *fallback, ObjectType::File, false, None).await? {
-            Fetched::File(c, content) => {
-                tx.write_content(&c, &content.meta, &content.symlink_target, &content.data, 1)?;
-            }
-            _ => {
-                return Err(Error::Invalid(format!(
-                    "fallback {fallback}: unexpected object"
-                )))
-            }
-        }
+        // Fallbacks are plain content objects, fetched and staged like any other.
+        fetch_verified(http.clone(), *fallback, ObjectType::File, false, tx.clone()).await?;
         written += 1;
     }
     for (i, (checksum, size, objects)) in sb.parts.iter().enumerate() {
@@ -856,7 +836,7 @@ async fn walk(
                 checksum,
                 kind,
                 archive_target,
-                Some(tx.clone()),
+                tx.clone(),
             ));
         }
         let Some(joined) = in_flight.join_next().await else {
@@ -877,18 +857,6 @@ async fn walk(
             // The task has staged it; a dirtree's children still need walking.
             Fetched::DirTree(tree) => local_trees.push_back(tree),
             Fetched::Stored => {}
-            Fetched::RawFile(checksum, bytes) => {
-                tx.write_raw_content(&checksum, &bytes)?;
-            }
-            Fetched::File(checksum, content) => {
-                tx.write_content(
-                    &checksum,
-                    &content.meta,
-                    &content.symlink_target,
-                    &content.data,
-                    1,
-                )?;
-            }
         }
         since_flush += 1;
         if since_flush >= 4096 || last_flush.elapsed() > Duration::from_secs(5) {

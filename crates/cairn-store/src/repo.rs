@@ -638,23 +638,10 @@ fn object_io_error<'a>(
     }
 }
 
+/// The `[core] mode` of a repository config (bare when unset, as ostree reads it).
 fn parse_core_mode(config: &str) -> Result<RepoMode, String> {
-    let mut in_core = false;
-    let mut mode = None;
-    for line in config.lines() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            in_core = line == "[core]";
-        } else if in_core {
-            if let Some((k, v)) = line.split_once('=') {
-                if k.trim() == "mode" {
-                    mode = Some(v.trim().to_owned());
-                }
-            }
-        }
-    }
-    let mode = mode.unwrap_or_else(|| "bare".to_owned());
-    RepoMode::from_str(&mode).map_err(|e| e.to_string())
+    let config = crate::keyfile::KeyFile::parse(config)?;
+    RepoMode::from_str(config.get("core", "mode").unwrap_or("bare")).map_err(|e| e.to_string())
 }
 
 fn unique_suffix() -> u64 {
