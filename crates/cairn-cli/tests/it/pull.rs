@@ -133,8 +133,7 @@ fn ostree_pulls_from_cairn_serve() {
             ostree_ok(&[&or, "rev-parse", "origin:os/stable"]).trim(),
             head
         );
-        let fsck = ostree(&[&or, "fsck"]);
-        assert!(fsck.status.success(), "{}", stderr(&fsck));
+        ostree_fsck_ok(&or);
         let co = tmp.path().join(format!("co-{mode}"));
         ostree_ok(&[&or, "checkout", "origin:os/stable", co.to_str().unwrap()]);
         assert_same_tree(&snapshot(&tree, true, false), &snapshot(&co, true, false));
@@ -236,8 +235,7 @@ fn cairn_pulls_from_ostree_repo_behind_nginx() {
             first
         );
         cairn_ok(&["repo", "fsck", "--repo", r]);
-        let fsck = ostree(&[&format!("--repo={r}"), "fsck"]);
-        assert!(fsck.status.success(), "{}", stderr(&fsck));
+        ostree_fsck_ok(&format!("--repo={r}"));
         let co = tmp.path().join(format!("co-{mode}"));
         cairn_ok(&[
             "repo",
@@ -834,8 +832,7 @@ fn ostree_pulls_a_delta_generated_by_cairn() {
         ostree_ok(&[&or, "rev-parse", "origin:os/stable"]).trim(),
         head
     );
-    let fsck = ostree(&[&or, "fsck"]);
-    assert!(fsck.status.success(), "{}", stderr(&fsck));
+    ostree_fsck_ok(&or);
     let co = tmp.path().join("co");
     ostree_ok(&[&or, "checkout", "origin:os/stable", co.to_str().unwrap()]);
     assert_same_tree(&snapshot(&tree, true, false), &snapshot(&co, true, false));
@@ -943,8 +940,7 @@ fn cairn_pulls_deltas_generated_by_ostree() {
     .unwrap();
     assert_eq!(report["deltas"][0], head.as_str(), "{report}");
     cairn_ok(&["repo", "fsck", "--repo", f]);
-    let fsck = ostree(&[&format!("--repo={f}"), "fsck"]);
-    assert!(fsck.status.success(), "{}", stderr(&fsck));
+    ostree_fsck_ok(&format!("--repo={f}"));
 
     // A part with one flipped byte is refused before it is applied; nothing moves.
     let hostile = tmp.path().join("hostile");

@@ -14,9 +14,7 @@ fn quickstart_runs_end_to_end() {
     assert_eq!(out.matches(": all good").count(), 2, "{out}");
     assert!(out.contains("VERSION_ID=2"), "{out}");
     if have_peer("ostree") {
-        let fsck = ostree(&[&format!("--repo={}", dir.join("repo").display()), "fsck"]);
-        assert!(fsck.status.success(), "{}", stderr(&fsck));
-        let fsck = ostree(&[&format!("--repo={}", dir.join("machine").display()), "fsck"]);
-        assert!(fsck.status.success(), "{}", stderr(&fsck));
+        ostree_fsck_ok(&format!("--repo={}", dir.join("repo").display()));
+        ostree_fsck_ok(&format!("--repo={}", dir.join("machine").display()));
     }
 }

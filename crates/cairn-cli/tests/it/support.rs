@@ -51,6 +51,16 @@ pub fn ostree(args: &[&str]) -> Output {
         .expect("run ostree")
 }
 
+/// `ostree fsck` of a repository (given as `--repo=PATH`) must pass.
+pub fn ostree_fsck_ok(repo_arg: &str) {
+    let out = ostree(&[repo_arg, "fsck"]);
+    assert!(
+        out.status.success(),
+        "ostree fsck {repo_arg}: {}",
+        stderr(&out)
+    );
+}
+
 pub fn ostree_ok(args: &[&str]) -> String {
     let out = ostree(args);
     assert!(
