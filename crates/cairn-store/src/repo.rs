@@ -282,9 +282,10 @@ impl Repo {
         let missing = object_io_error(checksum, ObjectType::File, &path);
         match self.mode {
             RepoMode::Archive => {
-                let content = self.read_content(checksum, false)?;
-                let size = content.data.len() as u64;
-                Ok((content.meta, content.symlink_target, size))
+                // The header alone says it all: no need to inflate the data.
+                let raw = fs::read(&path).map_err(&missing)?;
+                let (meta, target, size, _) = split_filez(checksum, &raw)?;
+                Ok((meta, target, size))
             }
             RepoMode::BareUser | RepoMode::BareUserOnly => {
                 let stat = fs::symlink_metadata(&path).map_err(&missing)?;
@@ -652,8 +653,11 @@ fn unique_suffix() -> u64 {
         .unwrap_or(0)
 }
 
-/// Decodes a `.filez` object: `u32 BE header size`, 4 zero bytes, header, raw deflate.
-pub fn decode_filez(checksum: &Checksum, raw: &[u8]) -> Result<Content> {
+/// Splits a `.filez` object: `u32 BE header size`, 4 zero bytes, header, raw deflate.
+fn split_filez<'a>(
+    checksum: &Checksum,
+    raw: &'a [u8],
+) -> Result<(FileMeta, String, u64, &'a [u8])> {
     let corrupt = |what: &str| Error::Corrupt {
         checksum: *checksum,
         kind: ObjectType::File,
@@ -667,7 +671,17 @@ pub fn decode_filez(checksum: &Checksum, raw: &[u8]) -> Result<Content> {
         .get(8..8 + header_len)
         .ok_or_else(|| corrupt("truncated header"))?;
     let (meta, symlink_target, size) = object::parse_archive_header(checksum, header)?;
-    let compressed = &raw[8 + header_len..];
+    Ok((meta, symlink_target, size, &raw[8 + header_len..]))
+}
+
+/// Decodes a `.filez` object, inflating its data.
+pub fn decode_filez(checksum: &Checksum, raw: &[u8]) -> Result<Content> {
+    let corrupt = |what: &str| Error::Corrupt {
+        checksum: *checksum,
+        kind: ObjectType::File,
+        what: what.to_owned(),
+    };
+    let (meta, symlink_target, size, compressed) = split_filez(checksum, raw)?;
     let data = if meta.mode & S_IFMT == S_IFREG && size > 0 {
         let size = usize::try_from(size).map_err(|_| corrupt("size too large"))?;
         if size
