@@ -1,5 +1,6 @@
 //! The `cairn` binary: parses arguments, starts logging, runs one command, maps errors to exit codes.
 
+mod admin_cmd;
 mod quickstart;
 mod repo_cmd;
 mod time;
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// The OSTree-format store: commit trees, inspect, check out, verify, prune.
     Repo(repo_cmd::RepoArgs),
+    /// Deployments on a sysroot: deploy, stage, upgrade, roll back, health checks.
+    Admin(admin_cmd::AdminArgs),
     /// Run cairn's main job end to end on embedded defaults, in a temporary directory.
     Quickstart(quickstart::QuickstartArgs),
 }
@@ -45,6 +48,7 @@ fn main() {
         .init();
     let result = match cli.command {
         Command::Repo(args) => repo_cmd::run(args),
+        Command::Admin(args) => admin_cmd::run(args),
         Command::Quickstart(args) => quickstart::run(args),
     };
     match result {

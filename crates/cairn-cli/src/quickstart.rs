@@ -15,9 +15,13 @@ use cairn_store::commit::CommitOptions;
 use cairn_store::gvariant::Value;
 use cairn_store::pull::PullOptions;
 use cairn_store::{Checksum, Repo, RepoMode};
+use cairn_sysroot::deploy::{DeployOptions, KargsEdit, UpgradeOptions, UpgradeOutcome};
+use cairn_sysroot::sysroot::BootSource;
+use cairn_sysroot::Sysroot;
 use clap::Args;
 
 const BRANCH: &str = "sample/x86_64/stable";
+const STATEROOT: &str = "sample";
 
 #[derive(Args)]
 pub struct QuickstartArgs {
@@ -61,7 +65,15 @@ pub fn run(args: QuickstartArgs) -> Result<i32> {
     let tree = work.join("rootfs");
     write(
         &tree.join("usr/lib/os-release"),
-        "NAME=\"Sample OS\"\nVERSION_ID=1\n",
+        "NAME=\"Sample OS\"\nPRETTY_NAME=\"Sample OS\"\nVERSION_ID=1\n",
+    )?;
+    write(
+        &tree.join("usr/lib/modules/6.1.0-sample/vmlinuz"),
+        "a sample kernel\n",
+    )?;
+    write(
+        &tree.join("usr/lib/modules/6.1.0-sample/initramfs.img"),
+        "a sample initramfs\n",
     )?;
     write(
         &tree.join("usr/bin/hello"),
@@ -140,11 +152,57 @@ pub fn run(args: QuickstartArgs) -> Result<i32> {
 
     step(
         5,
+        "install release 1 on a machine's sysroot (OSTree's layout: `ostree admin status` reads it)",
+    );
+    let sysroot_path = work.join("sysroot");
+    let cmdline = work.join("cmdline");
+    let sysroot = Sysroot::init_fs(&sysroot_path)?;
+    sysroot.os_init(STATEROOT)?;
+    sysroot.repo().add_remote(
+        "origin",
+        &url,
+        &[
+            ("gpg-verify".into(), "false".into()),
+            ("sign-verify".into(), "true".into()),
+            ("verification-ed25519-key".into(), public.clone()),
+        ],
+        false,
+    )?;
+    cairn_store::pull::pull(sysroot.repo(), &sysroot.repo().remote("origin")?, &options)?;
+    let booted = |n: u32| -> Result<Sysroot> {
+        crate::admin_cmd::simulate_boot(&sysroot_path, &cmdline)?;
+        Ok(Sysroot::open(&sysroot_path)?.with_boot_source(BootSource {
+            cmdline: cmdline.clone(),
+            boot_id: Some(format!("quickstart-boot-{n}")),
+        }))
+    };
+    let deployed = cairn_sysroot::deploy::deploy(
+        &sysroot,
+        &format!("origin:{BRANCH}"),
+        &DeployOptions {
+            kargs: KargsEdit {
+                replace: vec!["root=LABEL=root".into(), "rw".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )?;
+    println!(
+        "cairn admin init-fs {0}; cairn admin os-init --sysroot {0} {STATEROOT}\ncairn admin deploy --sysroot {0} origin:{BRANCH} --karg root=LABEL=root --karg rw\ndeployed {1}",
+        sysroot_path.display(),
+        deployed.deployment.dir_name()
+    );
+    println!("(simulated) boot it:");
+    let sysroot = booted(1)?;
+    print_sysroot_status(&sysroot)?;
+
+    step(
+        6,
         "change the tree, commit, sign, and publish a static delta",
     );
     write(
         &tree.join("usr/lib/os-release"),
-        "NAME=\"Sample OS\"\nVERSION_ID=2\n",
+        "NAME=\"Sample OS\"\nPRETTY_NAME=\"Sample OS\"\nVERSION_ID=2\n",
     )?;
     write(
         &tree.join("usr/bin/hello"),
@@ -175,7 +233,7 @@ pub fn run(args: QuickstartArgs) -> Result<i32> {
         delta.bytes
     );
 
-    step(6, "the machine pulls the update through the delta");
+    step(7, "the machine pulls the update through the delta");
     let report = cairn_store::pull::pull(&machine, &machine.remote("origin")?, &options)?;
     println!(
         "pulled {} objects ({} bytes) using {}",
@@ -187,9 +245,44 @@ pub fn run(args: QuickstartArgs) -> Result<i32> {
             format!("delta {}", report.deltas.join(", "))
         }
     );
+
+    step(
+        8,
+        "upgrade the sysroot over HTTP: pull the origin's ref, deploy beside the booted one",
+    );
+    match cairn_sysroot::deploy::upgrade(
+        &sysroot,
+        &UpgradeOptions {
+            pull: PullOptions {
+                progress: false,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )? {
+        UpgradeOutcome::NoUpdate(c) => anyhow::bail!("the upgrade found nothing new ({c})"),
+        UpgradeOutcome::Deployed(d) => println!(
+            "cairn admin upgrade --sysroot {}\ndeployed {}; /var and the machine's /etc changes carry over",
+            sysroot_path.display(),
+            d.deployment.dir_name()
+        ),
+    }
+    println!("(simulated) reboot into it:");
+    let sysroot = booted(2)?;
+    print_sysroot_status(&sysroot)?;
+
+    step(9, "roll back to release 1, and reboot");
+    let back = cairn_sysroot::deploy::rollback(&sysroot)?;
+    println!(
+        "cairn admin rollback --sysroot {}\n{} is the default again",
+        sysroot_path.display(),
+        back.dir_name()
+    );
+    let sysroot = booted(3)?;
+    print_sysroot_status(&sysroot)?;
     drop(server);
 
-    step(7, "log");
+    step(10, "log");
     let mut next = Some(second);
     while let Some(c) = next {
         let commit = repo.read_commit(&c)?;
@@ -202,12 +295,12 @@ pub fn run(args: QuickstartArgs) -> Result<i32> {
         next = commit.parent;
     }
 
-    step(8, "diff between the two commits");
+    step(11, "diff between the two commits");
     for change in cairn_store::diff::diff_commits(&repo, &first, &second)? {
         println!("{}    {}", change.letter(), change.path());
     }
 
-    step(9, "check the update out on the machine (hardlinks)");
+    step(12, "check the update out on the machine (hardlinks)");
     let dest = work.join("checkout");
     let head = machine.resolve_rev(&format!("origin:{BRANCH}"))?;
     let stats = cairn_store::checkout::checkout(
@@ -229,9 +322,13 @@ pub fn run(args: QuickstartArgs) -> Result<i32> {
     );
     print!("{}", fs::read_to_string(dest.join("usr/lib/os-release"))?);
 
-    step(10, "verify both repositories");
+    step(13, "verify the repositories");
     let mut clean = true;
-    for (name, r) in [("server", &repo), ("machine", &machine)] {
+    for (name, r) in [
+        ("server", &repo),
+        ("machine", &machine),
+        ("sysroot", sysroot.repo()),
+    ] {
         let report = cairn_store::fsck::fsck(r)?;
         clean &= report.problems.is_empty();
         println!(
@@ -276,4 +373,9 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .with_context(|| format!("chmod {}", path.display()))
+}
+
+fn print_sysroot_status(sysroot: &Sysroot) -> Result<()> {
+    let state = sysroot.load()?;
+    crate::admin_cmd::print_status(&mut std::io::stdout().lock(), sysroot, &state)
 }

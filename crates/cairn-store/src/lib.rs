@@ -7,7 +7,8 @@ pub mod checkout;
 pub mod commit;
 pub mod delta;
 pub mod diff;
-mod fault;
+#[doc(hidden)]
+pub mod fault;
 pub mod fsck;
 pub mod gpg;
 pub mod gvariant;
