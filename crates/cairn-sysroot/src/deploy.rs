@@ -299,23 +299,22 @@ pub fn deploy(sysroot: &Sysroot, rev: &str, options: &DeployOptions) -> Result<D
         let _ = write::remove_path(&sysroot.origin_path(&deployment));
         return Err(e);
     }
-    if options.stage {
-        sysroot
-            .repo()
-            .write_ref("ostree/cairn-staged", &deployment.checksum)?;
-        stage::write_staged(
-            sysroot,
-            &Staged {
-                deployment: deployment.clone(),
-                locked: options.lock_finalization,
-            },
-        )?;
+    let switched = if options.stage {
+        stage_record(sysroot, &deployment, options.lock_finalization)
     } else {
         let list = list_with_new(&state, &deployment, options.retain);
-        write_deployments(sysroot, &state, &list)?;
-        // A staged deployment is superseded by one deployed now.
-        if state.staged.is_some() {
-            stage::remove_staged(sysroot)?;
+        write_deployments(sysroot, &state, &list)
+    };
+    if let Err(e) = switched {
+        // Nothing refers to the new deployment: take it back.
+        let _ = write::remove_path(&final_dir);
+        let _ = write::remove_path(&sysroot.origin_path(&deployment));
+        return Err(e);
+    }
+    // A staged deployment is superseded by one deployed now.
+    if !options.stage && state.staged.is_some() {
+        if let Err(e) = stage::remove_staged(sysroot) {
+            tracing::warn!("drop the superseded staged deployment: {e}");
         }
     }
     cleanup_after(sysroot);
@@ -324,6 +323,28 @@ pub fn deploy(sysroot: &Sysroot, rev: &str, options: &DeployOptions) -> Result<D
         etc,
         staged: options.stage,
     })
+}
+
+/// Records `d` as staged, keeping its commit alive with a ref; on failure the previous
+/// record and ref stay.
+fn stage_record(sysroot: &Sysroot, d: &Deployment, locked: bool) -> Result<()> {
+    let repo = sysroot.repo();
+    let before = repo.read_ref("ostree/cairn-staged")?;
+    repo.write_ref("ostree/cairn-staged", &d.checksum)?;
+    let recorded = stage::write_staged(
+        sysroot,
+        &Staged {
+            deployment: d.clone(),
+            locked,
+        },
+    );
+    if recorded.is_err() {
+        let _ = match before {
+            Some(c) => repo.write_ref("ostree/cairn-staged", &c),
+            None => repo.delete_ref("ostree/cairn-staged"),
+        };
+    }
+    recorded
 }
 
 /// Cleanup runs after the commit point; its failure does not undo the change.

@@ -61,8 +61,10 @@ pub(crate) fn replace_symlink(target: &str, link: &Path) -> Result<()> {
     ));
     let _ = fs::remove_file(&tmp);
     std::os::unix::fs::symlink(target, &tmp).at(&tmp)?;
-    fault(link)?;
-    fs::rename(&tmp, link).at(link)?;
+    if let Err(e) = fault(link).and_then(|()| fs::rename(&tmp, link).at(link)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
     fs::File::open(dir).and_then(|d| d.sync_all()).at(dir)
 }
 
@@ -142,6 +144,14 @@ fn install_kernel(sysroot: &Sysroot, d: &Deployment) -> Result<()> {
     let tmp = parent.join(format!(".tmp-{}-{}", d.stateroot, d.bootcsum));
     remove_path(&tmp)?;
     fs::create_dir(&tmp).at(&tmp)?;
+    let result = fill_kernel_dir(sysroot, d, &tmp, &dest);
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    result
+}
+
+fn fill_kernel_dir(sysroot: &Sysroot, d: &Deployment, tmp: &Path, dest: &Path) -> Result<()> {
     let modules = sysroot
         .deployment_path(d)
         .join("usr/lib/modules")
@@ -155,13 +165,63 @@ fn install_kernel(sysroot: &Sysroot, d: &Deployment) -> Result<()> {
         let data = fs::read(&source).at(&source)?;
         write_new_file(&tmp.join(dest_name), &data)?;
     }
-    fault(&dest)?;
-    fs::rename(&tmp, &dest).at(&dest)?;
+    fault(dest)?;
+    fs::rename(tmp, dest).at(dest)?;
     Ok(())
 }
 
+/// What a failed write must take back: everything it created before the swap.
+#[derive(Default)]
+struct Undo {
+    paths: Vec<std::path::PathBuf>,
+    /// Refs written, with the value each had before.
+    refs: Vec<(String, Option<cairn_store::Checksum>)>,
+    swapped: bool,
+}
+
+impl Undo {
+    fn run(self, sysroot: &Sysroot) {
+        for path in self.paths.iter().rev() {
+            let result = match fs::symlink_metadata(path) {
+                Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+                Ok(_) => fs::remove_file(path),
+                Err(_) => Ok(()),
+            };
+            if let Err(e) = result {
+                tracing::warn!("undo: remove {}: {e}", path.display());
+            }
+        }
+        for (name, before) in self.refs {
+            let result = match before {
+                Some(checksum) => sysroot.repo().write_ref(&name, &checksum),
+                None => sysroot.repo().delete_ref(&name),
+            };
+            if let Err(e) = result {
+                tracing::warn!("undo: restore ref {name}: {e}");
+            }
+        }
+        remove_empty_dirs(&sysroot.repo().path().join("refs/heads/ostree"));
+    }
+}
+
 /// Makes `new` the deployment list, in boot order: the first entry boots by default.
+/// On failure before the swap, what was written is removed again and the live set is
+/// as it was.
 pub fn write_deployments(sysroot: &Sysroot, state: &State, new: &[Deployment]) -> Result<()> {
+    let mut undo = Undo::default();
+    let result = write_boot_set(sysroot, state, new, &mut undo);
+    if result.is_err() && !undo.swapped {
+        undo.run(sysroot);
+    }
+    result
+}
+
+fn write_boot_set(
+    sysroot: &Sysroot,
+    state: &State,
+    new: &[Deployment],
+    undo: &mut Undo,
+) -> Result<()> {
     let root = sysroot.path();
     let new_bootversion = 1 - state.bootversion;
     let new_subbootversion = match sysroot.read_subbootversion(new_bootversion)? {
@@ -178,8 +238,12 @@ pub fn write_deployments(sysroot: &Sysroot, state: &State, new: &[Deployment]) -
         remove_path(stale)?;
     }
     for d in new {
-        install_kernel(sysroot, d)?;
+        if !sysroot.kernel_dir(d).is_dir() {
+            undo.paths.push(sysroot.kernel_dir(d));
+            install_kernel(sysroot, d)?;
+        }
     }
+    undo.paths.push(links_dir.clone());
     let mut bootserials: HashMap<(String, String), u32> = HashMap::new();
     let mut ostree_args = Vec::new();
     for d in new {
@@ -202,10 +266,12 @@ pub fn write_deployments(sysroot: &Sysroot, state: &State, new: &[Deployment]) -
             d.stateroot, d.bootcsum
         ));
     }
+    undo.paths.push(boot_link.clone());
     replace_symlink(
         &format!("boot.{new_bootversion}.{new_subbootversion}"),
         &boot_link,
     )?;
+    undo.paths.push(loader_dir.clone());
     let entries_dir = loader_dir.join("entries");
     fs::create_dir_all(&entries_dir).at(&entries_dir)?;
     let stateroots: HashSet<&str> = new.iter().map(|d| d.stateroot.as_str()).collect();
@@ -240,16 +306,23 @@ pub fn write_deployments(sysroot: &Sysroot, state: &State, new: &[Deployment]) -
     for (index, d) in new.iter().enumerate() {
         let name = format!("ostree/{new_bootversion}/{new_subbootversion}/{index}");
         fault(&sysroot.repo().path().join("refs/heads").join(&name))?;
+        undo.refs
+            .push((name.clone(), sysroot.repo().read_ref(&name)?));
         sysroot.repo().write_ref(&name, &d.checksum)?;
     }
     syncfs(root)?;
     syncfs(&root.join("boot"))?;
     // The commit point.
-    replace_symlink(
-        &format!("loader.{new_bootversion}"),
-        &root.join("boot/loader"),
-    )?;
-    Ok(())
+    let loader = root.join("boot/loader");
+    let tmp = root.join("boot/.loader.tmp");
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(format!("loader.{new_bootversion}"), &tmp).at(&tmp)?;
+    undo.paths.push(tmp.clone());
+    fault(&loader)?;
+    fs::rename(&tmp, &loader).at(&loader)?;
+    undo.swapped = true;
+    let boot = root.join("boot");
+    fs::File::open(&boot).and_then(|d| d.sync_all()).at(&boot)
 }
 
 #[derive(Debug, Default)]

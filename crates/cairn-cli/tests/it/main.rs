@@ -7,3 +7,4 @@ mod interop;
 mod pull;
 mod quickstart;
 mod support;
+mod sysroot;

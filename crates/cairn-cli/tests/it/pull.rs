@@ -21,7 +21,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Kill(Child);
+pub(crate) struct Kill(Child);
 impl Drop for Kill {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -37,7 +37,7 @@ fn wait_for_port(port: u16) {
     }
 }
 
-fn cairn_serve(repo: &Path) -> (Kill, String) {
+pub(crate) fn cairn_serve(repo: &Path) -> (Kill, String) {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
         .args([
