@@ -566,3 +566,84 @@ pub fn parse_dir_name(name: &str) -> Option<(Checksum, u32)> {
     let (checksum, serial) = name.split_once('.')?;
     Some((Checksum::from_str(checksum).ok()?, serial.parse().ok()?))
 }
+
+#[cfg(test)]
+mod doc_examples {
+    //! The example files of docs/protocols/sysroot.md, parsed by the code that reads them.
+
+    use super::*;
+    use crate::bls::BootEntry;
+
+    fn example(name: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../docs/protocols/examples/sysroot")
+            .join(name);
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    fn deployment(stateroot: &str, dir_name: &str) -> Deployment {
+        let (checksum, serial) = parse_dir_name(dir_name).unwrap();
+        Deployment {
+            stateroot: stateroot.into(),
+            checksum,
+            serial,
+            bootcsum: String::new(),
+            linux: String::new(),
+            initrd: None,
+            kargs: Kargs::default(),
+            origin: KeyFile::default(),
+        }
+    }
+
+    #[test]
+    fn the_entry_ostree_wrote_parses() {
+        let entry = BootEntry::parse(&example("ostree-2-testos.conf"));
+        assert_eq!(entry.sort_version(), 2);
+        assert_eq!(entry.get("title"), Some("Test OS 2 (ostree:0)"));
+        let kargs = Kargs::parse(entry.get("options").unwrap());
+        let ostree = kargs.value("ostree").unwrap();
+        let parts: Vec<&str> = ostree.split('/').collect();
+        assert_eq!(parts[..4], ["", "ostree", "boot.0", "testos"]);
+        let linux = entry.get("linux").unwrap();
+        assert_eq!(linux, format!("/ostree/testos-{}/vmlinuz-6.1.0", parts[4]));
+        assert_eq!(kargs.value("root"), Some("LABEL=root"));
+    }
+
+    #[test]
+    fn the_staged_and_health_records_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let sysroot = Sysroot::init_fs(dir.path()).unwrap();
+        sysroot.os_init("testos").unwrap();
+        let staged_dir = "d1e033c68dc59a377140b24010b66e815302e99a5dae7b39d766da181197e96f.1";
+        fs::create_dir_all(
+            sysroot
+                .stateroot_path("testos")
+                .join("deploy")
+                .join(staged_dir),
+        )
+        .unwrap();
+        fs::create_dir_all(sysroot.run_dir()).unwrap();
+        fs::write(
+            sysroot.run_dir().join("staged-deployment"),
+            example("staged-deployment"),
+        )
+        .unwrap();
+        let staged = crate::stage::read_staged(&sysroot).unwrap().unwrap();
+        assert!(staged.locked);
+        assert_eq!(staged.deployment.dir_name(), staged_dir);
+        assert_eq!(staged.deployment.kargs.to_cmdline(), "root=LABEL=root rw");
+        assert_eq!(staged.deployment.kernel_version(), "6.1.0");
+
+        fs::create_dir_all(sysroot.state_dir()).unwrap();
+        fs::write(sysroot.state_dir().join("health"), example("health")).unwrap();
+        let bad = crate::health::bad_commits(&sysroot).unwrap();
+        let failing = "81ddf57114a1f18a53778282e2fd23dfb78e208c7bdc7359e36aef7dacda2088.0";
+        let good = "d1e033c68dc59a377140b24010b66e815302e99a5dae7b39d766da181197e96f.0";
+        assert_eq!(bad.len(), 1);
+        assert!(bad.contains_key(&parse_dir_name(failing).unwrap().0));
+        let health = |d| crate::health::health_of(&sysroot, &deployment("testos", d)).unwrap();
+        assert_eq!(health(failing), crate::health::Health::Failing(3));
+        assert_eq!(health(good), crate::health::Health::Good);
+        assert_eq!(health(staged_dir), crate::health::Health::Unknown);
+    }
+}

@@ -11,10 +11,31 @@ fn quickstart_runs_end_to_end() {
         out.contains("using delta "),
         "the update did not travel as a delta:\n{out}"
     );
-    assert_eq!(out.matches(": all good").count(), 2, "{out}");
+    assert_eq!(out.matches(": all good").count(), 3, "{out}");
     assert!(out.contains("VERSION_ID=2"), "{out}");
+    // The sysroot steps: booted release 2 after the upgrade, release 1 after the rollback.
+    let upgrade = &out[out.find("== 8.").unwrap()..out.find("== 9.").unwrap()];
+    assert!(upgrade.contains("    Version: 2\n"), "{upgrade}");
+    assert!(upgrade.contains("(rollback)"), "{upgrade}");
+    let rollback = &out[out.find("== 9.").unwrap()..out.find("== 10.").unwrap()];
+    let booted = rollback.lines().find(|l| l.starts_with('*')).unwrap();
+    let first_version = rollback
+        .lines()
+        .skip_while(|l| !l.starts_with('*'))
+        .nth(1)
+        .unwrap();
+    assert_eq!(first_version, "    Version: 1", "{rollback}");
     if have_peer("ostree") {
         ostree_fsck_ok(&format!("--repo={}", dir.join("repo").display()));
         ostree_fsck_ok(&format!("--repo={}", dir.join("machine").display()));
+        let sysroot = dir.join("sysroot");
+        let status = ostree_ok(&["admin", "status", "--sysroot", sysroot.to_str().unwrap()]);
+        let first = status.lines().next().unwrap();
+        assert!(
+            booted.ends_with(first.trim_start()),
+            "ostree sees {first:?} first, cairn booted {booted:?}"
+        );
+        let deployments = status.lines().filter(|l| !l.starts_with("    ")).count();
+        assert_eq!(deployments, 2, "{status}");
     }
 }

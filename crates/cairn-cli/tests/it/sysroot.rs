@@ -275,6 +275,22 @@ fn ostree_and_cairn_read_each_others_sysroots() {
     let text = ostree_ok(&["admin", "status", "--sysroot", ours.root.to_str().unwrap()]);
     assert!(text.contains("Pinned: yes"), "{text}");
     ostree_fsck_ok(&ours.repo_arg());
+    // ostree makes deployment roots immutable; let the temporary directory go.
+    for root in [&by_ostree, &reference] {
+        unfreeze(root);
+    }
+}
+
+fn unfreeze(root: &Path) {
+    for stateroot in fs::read_dir(root.join("ostree/deploy")).unwrap() {
+        let deploy = stateroot.unwrap().path().join("deploy");
+        for d in fs::read_dir(deploy).unwrap() {
+            let _ = Command::new("chattr")
+                .arg("-i")
+                .arg(d.unwrap().path())
+                .status();
+        }
+    }
 }
 
 #[test]
