@@ -827,3 +827,81 @@ fn errors_are_one_line_and_change_nothing() {
     assert!(hit > 10, "only {hit} write points");
     assert_eq!(sys.status().len(), 2);
 }
+
+#[test]
+fn kargs_pins_and_undeploy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sys = Sys::new(dir.path());
+    sys.init("testos");
+    let v1 = commit(
+        &sys.repo_arg(),
+        "testos/stable",
+        &os_tree(dir.path(), "1", "a"),
+        "1",
+    );
+    sys.admin(&[
+        "deploy",
+        "testos/stable",
+        "--karg=root=LABEL=root",
+        "--karg=console=tty0",
+    ]);
+    sys.reboot();
+    assert_eq!(sys.admin(&["kargs"]).trim(), "root=LABEL=root console=tty0");
+    let out = sys.admin(&["kargs", "--append", "quiet", "--replace", "console=ttyS0"]);
+    assert_eq!(out.trim(), "root=LABEL=root console=ttyS0 quiet");
+    let options = entries(&sys.root).values().next().unwrap().clone();
+    assert!(
+        options.contains("options root=LABEL=root console=ttyS0 quiet ostree=/ostree/boot."),
+        "{options}"
+    );
+    sys.reboot();
+    assert_eq!(
+        sys.status()[0]["booted"],
+        true,
+        "the kargs change kept the booted one"
+    );
+    let out = sys.admin_with(&["kargs", "--delete", "nosuch"], &[]);
+    assert!(stderr(&out).contains("is not set"), "{}", stderr(&out));
+
+    // A new deployment inherits the kernel arguments; a pinned one survives deploys.
+    let v2 = commit(
+        &sys.repo_arg(),
+        "testos/stable",
+        &os_tree(dir.path(), "2", "b"),
+        "2",
+    );
+    sys.admin(&["deploy", "testos/stable", "--karg-delete", "quiet"]);
+    assert_eq!(sys.status()[0]["kargs"], "root=LABEL=root console=ttyS0");
+    sys.reboot();
+    sys.admin(&["pin", "1"]);
+    assert_eq!(sys.status()[1]["pinned"], true);
+    let v3 = commit(
+        &sys.repo_arg(),
+        "testos/stable",
+        &os_tree(dir.path(), "3", "c"),
+        "3",
+    );
+    sys.admin(&["deploy", "testos/stable"]);
+    let status = sys.status();
+    assert_eq!(
+        ids(&status),
+        vec![format!("{v3}.0"), format!("{v2}.0"), format!("{v1}.0")],
+        "the pinned v1 stays"
+    );
+    let out = sys.admin_with(&["undeploy", "1"], &[]);
+    assert!(stderr(&out).contains("booted"), "{}", stderr(&out));
+    sys.admin(&["unpin", "2"]);
+    sys.admin(&["undeploy", "2"]);
+    assert_eq!(
+        ids(&sys.status()),
+        vec![format!("{v3}.0"), format!("{v2}.0")]
+    );
+    assert!(!sys
+        .root
+        .join(format!("ostree/deploy/testos/deploy/{v1}.0"))
+        .exists());
+    if have_peer("ostree") {
+        assert_eq!(ostree_status(&sys.root), ids(&sys.status()));
+        ostree_fsck_ok(&sys.repo_arg());
+    }
+}
