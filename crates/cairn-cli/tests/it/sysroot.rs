@@ -575,7 +575,9 @@ fn a_crash_at_any_write_leaves_a_complete_boot_set() {
     let old = vec![format!("{v1}.0")];
     let both = vec![format!("{v2}.0"), format!("{v1}.0")];
     let rolled = vec![format!("{v1}.0"), format!("{v2}.0")];
-    let scenarios: Vec<(&str, &Sys, Vec<&str>, Vec<String>, Vec<String>)> = vec![
+    /// (name, starting sysroot, command, entries before, entries after)
+    type Scenario<'a> = (&'a str, &'a Sys, Vec<&'a str>, Vec<String>, Vec<String>);
+    let scenarios: Vec<Scenario> = vec![
         (
             "deploy",
             &template,
@@ -795,14 +797,14 @@ fn errors_are_one_line_and_change_nothing() {
     sys.status();
     let before = snapshot(&sys.root, true, false);
 
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
-        (vec!["deploy", "testos/missing"], vec![], "not found"),
-        (vec!["deploy", "testos/nokernel"], vec![], "has no kernel"),
-        (vec!["undeploy", "7"], vec![], "no deployment 7"),
-        (vec!["undeploy", "0"], vec![], "booted"),
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["deploy", "testos/missing"], "not found"),
+        (vec!["deploy", "testos/nokernel"], "has no kernel"),
+        (vec!["undeploy", "7"], "no deployment 7"),
+        (vec!["undeploy", "0"], "booted"),
     ];
-    for (args, envs, want) in cases {
-        let out = sys.admin_with(&args, &envs);
+    for (args, want) in cases {
+        let out = sys.admin_with(&args, &[]);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         let err = stderr(&out);
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
