@@ -211,6 +211,11 @@ fn merge_etc_into(
 
 /// Deploys `rev` (a ref, `remote:ref` or checksum of the sysroot's repository).
 pub fn deploy(sysroot: &Sysroot, rev: &str, options: &DeployOptions) -> Result<Deployed> {
+    let _lock = sysroot.lock()?;
+    deploy_locked(sysroot, rev, options)
+}
+
+fn deploy_locked(sysroot: &Sysroot, rev: &str, options: &DeployOptions) -> Result<Deployed> {
     let state = sysroot.load()?;
     let stateroot = choose_stateroot(sysroot, &state, options.stateroot.as_deref())?;
     let checksum = sysroot.repo().resolve_rev(rev).map_err(|e| match e {
@@ -349,7 +354,7 @@ fn stage_record(sysroot: &Sysroot, d: &Deployment, locked: bool) -> Result<()> {
 
 /// Cleanup runs after the commit point; its failure does not undo the change.
 fn cleanup_after(sysroot: &Sysroot) {
-    if let Err(e) = write::cleanup(sysroot) {
+    if let Err(e) = write::cleanup_locked(sysroot) {
         tracing::warn!("cleanup after the change failed (run `cairn admin cleanup`): {e}");
     }
 }
@@ -370,6 +375,7 @@ pub fn finalize_staged(
     explicit: bool,
     expected: Option<&Checksum>,
 ) -> Result<FinalizeOutcome> {
+    let _lock = sysroot.lock()?;
     let state = sysroot.load()?;
     let Some(staged) = state.staged.clone() else {
         return Ok(FinalizeOutcome::NothingStaged);
@@ -459,6 +465,10 @@ pub fn upgrade(sysroot: &Sysroot, options: &UpgradeOptions) -> Result<UpgradeOut
             other => other.into(),
         })?;
     }
+    let _lock = sysroot.lock()?;
+    // Read again under the lock: another writer may have changed the list meanwhile.
+    let state = sysroot.load()?;
+    let merge = state.merge_deployment(&stateroot).cloned().unwrap_or(merge);
     let new = sysroot.repo().resolve_rev(&refspec)?;
     let current = state
         .staged
@@ -482,7 +492,7 @@ pub fn upgrade(sysroot: &Sysroot, options: &UpgradeOptions) -> Result<UpgradeOut
             )));
         }
     }
-    let deployed = deploy(
+    let deployed = deploy_locked(
         sysroot,
         &new.to_string(),
         &DeployOptions {
@@ -527,6 +537,7 @@ pub fn rollback_list(state: &State) -> Result<Vec<Deployment>> {
 
 /// Rolls back; a staged deployment is dropped. Returns the deployment now first.
 pub fn rollback(sysroot: &Sysroot) -> Result<Deployment> {
+    let _lock = sysroot.lock()?;
     let state = sysroot.load()?;
     let list = rollback_list(&state)?;
     write_deployments(sysroot, &state, &list)?;
@@ -539,6 +550,7 @@ pub fn rollback(sysroot: &Sysroot) -> Result<Deployment> {
 
 /// Removes the deployment at `index` (boot order); the booted one cannot go.
 pub fn undeploy(sysroot: &Sysroot, index: usize) -> Result<Deployment> {
+    let _lock = sysroot.lock()?;
     let state = sysroot.load()?;
     let d = state.deployments.get(index).cloned().ok_or_else(|| {
         Error::Invalid(format!(
@@ -560,6 +572,7 @@ pub fn undeploy(sysroot: &Sysroot, index: usize) -> Result<Deployment> {
 
 /// Pins or unpins a deployment: a pinned one is never removed by deploys.
 pub fn set_pinned(sysroot: &Sysroot, index: usize, pinned: bool) -> Result<Deployment> {
+    let _lock = sysroot.lock()?;
     let state = sysroot.load()?;
     let mut d = state
         .deployments
@@ -578,6 +591,7 @@ pub fn set_pinned(sysroot: &Sysroot, index: usize, pinned: bool) -> Result<Deplo
 
 /// Edits the kernel arguments of the deployment at `index` and rewrites the entries.
 pub fn set_kargs(sysroot: &Sysroot, index: usize, edit: &KargsEdit) -> Result<Deployment> {
+    let _lock = sysroot.lock()?;
     let state = sysroot.load()?;
     let mut list = state.deployments.clone();
     let d = list

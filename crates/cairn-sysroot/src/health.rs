@@ -106,6 +106,7 @@ pub fn is_bad(sysroot: &Sysroot, checksum: &Checksum) -> Result<bool> {
 
 /// Forgets that a commit was bad (`cairn admin health-check --forget-bad`).
 pub fn forget_bad(sysroot: &Sysroot, checksum: &Checksum) -> Result<bool> {
+    let _lock = sysroot.lock()?;
     let mut state = read_state(sysroot)?;
     let mut kept = KeyFile::default();
     let mut found = false;
@@ -267,9 +268,8 @@ pub fn health_check(sysroot: &Sysroot, options: &HealthOptions) -> Result<Health
             "no booted deployment: health checks run on a machine booted into this sysroot".into(),
         )
     })?;
-    let mut record = read_state(sysroot)?;
     let g = group(&booted);
-    if record.get(&g, "state") == Some("good") {
+    if read_state(sysroot)?.get(&g, "state") == Some("good") {
         return Ok(HealthOutcome::AlreadyGood(booted));
     }
     let dir = sysroot.deployment_path(&booted);
@@ -280,6 +280,11 @@ pub fn health_check(sysroot: &Sysroot, options: &HealthOptions) -> Result<Health
             failures.push(format!("{name}: {why}"));
         }
     }
+    // Checks run unlocked (they may take minutes); recording takes the lock and reads
+    // the state again.
+    let _lock = sysroot.lock()?;
+    let state = sysroot.load()?;
+    let mut record = read_state(sysroot)?;
     if failures.is_empty() {
         record.set(&g, "state", "good");
         record.set(&g, "failed-boots", "0");
@@ -344,7 +349,7 @@ pub fn health_check(sysroot: &Sysroot, options: &HealthOptions) -> Result<Health
     if state.staged.is_some() {
         crate::stage::remove_staged(sysroot)?;
     }
-    if let Err(e) = crate::write::cleanup(sysroot) {
+    if let Err(e) = crate::write::cleanup_locked(sysroot) {
         tracing::warn!("cleanup after the rollback failed: {e}");
     }
     Ok(HealthOutcome::RolledBack {

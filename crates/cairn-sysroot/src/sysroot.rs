@@ -135,6 +135,13 @@ impl Default for BootSource {
     }
 }
 
+/// Held while the sysroot changes: an exclusive `flock` on `/ostree/lock`, the file
+/// ostree locks, so that cairn and ostree never change one sysroot at once.
+#[derive(Debug)]
+pub struct SysrootLock {
+    _file: fs::File,
+}
+
 #[derive(Clone, Debug)]
 pub struct Sysroot {
     root: PathBuf,
@@ -233,6 +240,25 @@ impl Sysroot {
             repo,
             boot: BootSource::default(),
         })
+    }
+
+    /// Takes the sysroot lock, waiting for another writer to finish.
+    pub fn lock(&self) -> Result<SysrootLock> {
+        use rustix::fs::{flock, FlockOperation};
+        let path = self.root.join("ostree/lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .at(&path)?;
+        if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+            tracing::warn!("waiting for the sysroot lock ({})", path.display());
+            flock(&file, FlockOperation::LockExclusive)
+                .map_err(io::Error::from)
+                .at(&path)?;
+        }
+        Ok(SysrootLock { _file: file })
     }
 
     pub fn with_boot_source(mut self, boot: BootSource) -> Sysroot {

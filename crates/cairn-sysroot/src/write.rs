@@ -337,6 +337,12 @@ pub struct CleanupReport {
 /// boot set, deployment directories and their origins, kernel copies, deployment refs,
 /// temporary files, then objects no ref reaches (as `ostree admin cleanup`).
 pub fn cleanup(sysroot: &Sysroot) -> Result<CleanupReport> {
+    let _lock = sysroot.lock()?;
+    cleanup_locked(sysroot)
+}
+
+/// [`cleanup`] for callers that hold the sysroot lock.
+pub(crate) fn cleanup_locked(sysroot: &Sysroot) -> Result<CleanupReport> {
     let state = sysroot.load()?;
     let root = sysroot.path();
     let mut report = CleanupReport::default();

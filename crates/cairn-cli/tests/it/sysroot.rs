@@ -907,3 +907,41 @@ fn kargs_pins_and_undeploy() {
         ostree_fsck_ok(&sys.repo_arg());
     }
 }
+
+#[test]
+fn writers_wait_for_the_sysroot_lock_ostree_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let sys = Sys::new(dir.path());
+    sys.init("testos");
+    commit(
+        &sys.repo_arg(),
+        "testos/stable",
+        &os_tree(dir.path(), "1", "a"),
+        "1",
+    );
+    // Another writer (here util-linux flock, as ostree would) holds /ostree/lock.
+    let lock = sys.root.join("ostree/lock");
+    fs::write(&lock, b"").unwrap();
+    let ready = dir.path().join("locked");
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .arg("sh")
+        .arg("-c")
+        .arg(format!("touch {}; sleep 1", ready.display()))
+        .spawn()
+        .unwrap();
+    while !ready.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = sys.admin_with(&["deploy", "testos/stable"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("waiting for the sysroot lock"),
+        "{}",
+        stderr(&out)
+    );
+    // It went ahead only once the holder let go.
+    assert!(holder.try_wait().unwrap().is_some());
+    holder.wait().unwrap();
+    assert_eq!(sys.status().len(), 1);
+}
