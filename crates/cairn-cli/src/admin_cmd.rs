@@ -386,6 +386,21 @@ pub fn run(args: AdminArgs) -> Result<i32> {
                     run_reboot(reboot_command.as_deref())?;
                     1
                 }
+                HealthOutcome::NoRollbackTarget {
+                    deployment,
+                    failures,
+                } => {
+                    for f in &failures {
+                        eprintln!("health check failed: {f}");
+                    }
+                    writeln!(
+                        out,
+                        "{}: health checks failed on {max_failed_boots} boots, but no other deployment is there to roll back to; recorded {} as bad and staying (no reboot)",
+                        deployment.dir_name(),
+                        deployment.checksum
+                    )?;
+                    1
+                }
                 HealthOutcome::RolledBack { from, to, failures } => {
                     for f in &failures {
                         eprintln!("health check failed: {f}");

@@ -61,7 +61,7 @@ struct PlanDir {
 fn io_err(path: &Path) -> impl Fn(rustix::io::Errno) -> Error + '_ {
     move |e| Error::Io {
         path: path.to_owned(),
-        source: io::Error::from(e),
+        error: io::Error::from(e),
     }
 }
 
@@ -119,7 +119,7 @@ pub fn checkout(
         Err(e) => {
             return Err(Error::Io {
                 path: dest.to_owned(),
-                source: e,
+                error: e,
             })
         }
     }

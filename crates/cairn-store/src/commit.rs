@@ -300,7 +300,7 @@ impl Transaction {
                     Err(e) => {
                         return Err(Error::Io {
                             path: dir,
-                            source: e,
+                            error: e,
                         })
                     }
                 }

@@ -108,7 +108,7 @@ pub fn prune(repo: &Repo, options: &PruneOptions) -> Result<PruneReport> {
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::Io { path, source: e }),
+                Err(e) => return Err(Error::Io { path, error: e }),
             }
         }
         report.deleted.push((c, kind));

@@ -67,8 +67,8 @@ impl FromStr for RepoMode {
 pub enum Error {
     #[error("no OSTree repository at {path}: {reason}")]
     NotARepo { path: PathBuf, reason: String },
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
     #[error("ref {0:?} not found")]
     RefNotFound(String),
     #[error("invalid ref name {name:?}: {why}")]
@@ -104,9 +104,9 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for io::Result<T> {
     fn at(self, path: &Path) -> Result<T> {
-        self.map_err(|source| Error::Io {
+        self.map_err(|error| Error::Io {
             path: path.to_owned(),
-            source,
+            error,
         })
     }
 }
@@ -345,7 +345,7 @@ impl Repo {
                     kind: ObjectType::File,
                 })
             }
-            Err(e) => return Err(Error::Io { path, source: e }),
+            Err(e) => return Err(Error::Io { path, error: e }),
         };
         Ok(object::parse_bare_user_meta(checksum, &raw)?.mode)
     }
@@ -438,7 +438,7 @@ impl Repo {
             {
                 Ok(None)
             }
-            Err(e) => Err(Error::Io { path, source: e }),
+            Err(e) => Err(Error::Io { path, error: e }),
         }
     }
 
@@ -459,7 +459,7 @@ impl Repo {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 Err(Error::RefNotFound(name.to_owned()))
             }
-            Err(e) => Err(Error::Io { path, source: e }),
+            Err(e) => Err(Error::Io { path, error: e }),
         }
     }
 
@@ -491,7 +491,7 @@ impl Repo {
             Err(e) => {
                 return Err(Error::Io {
                     path: dir.to_owned(),
-                    source: e,
+                    error: e,
                 })
             }
         };
@@ -595,7 +595,7 @@ impl Repo {
                 Err(e) => {
                     return Err(Error::Io {
                         path: dir,
-                        source: e,
+                        error: e,
                     })
                 }
             }
@@ -634,7 +634,7 @@ fn object_io_error<'a>(
         },
         _ => Error::Io {
             path: path.to_owned(),
-            source: e,
+            error: e,
         },
     }
 }

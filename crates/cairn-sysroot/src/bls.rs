@@ -21,6 +21,10 @@ impl BootEntry {
         BootEntry { fields }
     }
 
+    pub fn fields(&self) -> &[(String, String)] {
+        &self.fields
+    }
+
     pub fn get(&self, key: &str) -> Option<&str> {
         self.fields
             .iter()

@@ -49,6 +49,15 @@ impl KargsEdit {
                 )));
             }
         }
+        if let Some(bad) = kargs
+            .args()
+            .iter()
+            .find(|a| a.chars().any(char::is_control))
+        {
+            return Err(Error::Invalid(format!(
+                "kernel argument {bad:?} contains a control character"
+            )));
+        }
         if kargs.value("ostree").is_some() {
             return Err(Error::Invalid(
                 "the ostree= kernel argument is managed by the sysroot".into(),
@@ -248,6 +257,7 @@ fn deploy_locked(sysroot: &Sysroot, rev: &str, options: &DeployOptions) -> Resul
         initrd: has_initramfs.then(|| format!("initramfs-{kernel_version}.img")),
         kargs,
         origin,
+        extra_fields: Vec::new(),
     };
     let final_dir = sysroot.deployment_path(&deployment);
     let deploy_dir = final_dir.parent().unwrap_or(Path::new("/"));
@@ -305,8 +315,15 @@ fn deploy_locked(sysroot: &Sysroot, rev: &str, options: &DeployOptions) -> Resul
         return Err(e);
     }
     let switched = if options.stage {
-        stage_record(sysroot, &deployment, options.lock_finalization)
+        stage_record(
+            sysroot,
+            &state,
+            &deployment,
+            options.lock_finalization,
+            options.retain,
+        )
     } else {
+        // A staged deployment is superseded by one deployed now (the swap retires it).
         let list = list_with_new(&state, &deployment, options.retain);
         write_deployments(sysroot, &state, &list)
     };
@@ -315,12 +332,6 @@ fn deploy_locked(sysroot: &Sysroot, rev: &str, options: &DeployOptions) -> Resul
         let _ = write::remove_path(&final_dir);
         let _ = write::remove_path(&sysroot.origin_path(&deployment));
         return Err(e);
-    }
-    // A staged deployment is superseded by one deployed now.
-    if !options.stage && state.staged.is_some() {
-        if let Err(e) = stage::remove_staged(sysroot) {
-            tracing::warn!("drop the superseded staged deployment: {e}");
-        }
     }
     cleanup_after(sysroot);
     Ok(Deployed {
@@ -332,7 +343,13 @@ fn deploy_locked(sysroot: &Sysroot, rev: &str, options: &DeployOptions) -> Resul
 
 /// Records `d` as staged, keeping its commit alive with a ref; on failure the previous
 /// record and ref stay.
-fn stage_record(sysroot: &Sysroot, d: &Deployment, locked: bool) -> Result<()> {
+fn stage_record(
+    sysroot: &Sysroot,
+    state: &State,
+    d: &Deployment,
+    locked: bool,
+    retain: bool,
+) -> Result<()> {
     let repo = sysroot.repo();
     let before = repo.read_ref("ostree/cairn-staged")?;
     repo.write_ref("ostree/cairn-staged", &d.checksum)?;
@@ -341,6 +358,8 @@ fn stage_record(sysroot: &Sysroot, d: &Deployment, locked: bool) -> Result<()> {
         &Staged {
             deployment: d.clone(),
             locked,
+            retain,
+            boot_set: state.boot_set.clone(),
         },
     );
     if recorded.is_err() {
@@ -408,9 +427,8 @@ pub fn finalize_staged(
     .map_err(std::io::Error::from)
     .at(&dir.join("etc"))?;
     write::remove_path(&fresh)?;
-    let list = list_with_new(&state, &d, false);
+    let list = list_with_new(&state, &d, staged.retain);
     write_deployments(sysroot, &state, &list)?;
-    stage::remove_staged(sysroot)?;
     cleanup_after(sysroot);
     Ok(FinalizeOutcome::Finalized(d))
 }
@@ -541,9 +559,6 @@ pub fn rollback(sysroot: &Sysroot) -> Result<Deployment> {
     let state = sysroot.load()?;
     let list = rollback_list(&state)?;
     write_deployments(sysroot, &state, &list)?;
-    if state.staged.is_some() {
-        stage::remove_staged(sysroot)?;
-    }
     cleanup_after(sysroot);
     Ok(list[0].clone())
 }

@@ -15,8 +15,8 @@ pub enum Error {
     NoKernel { checksum: Checksum },
     #[error("commit {checksum} is recorded as bad (it failed its health checks); pass --allow-bad to deploy it anyway")]
     BadCommit { checksum: Checksum },
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
     #[error(transparent)]
     Store(#[from] cairn_store::Error),
     #[error("{0}")]
@@ -31,9 +31,9 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for io::Result<T> {
     fn at(self, path: &std::path::Path) -> Result<T> {
-        self.map_err(|source| Error::Io {
+        self.map_err(|error| Error::Io {
             path: path.to_owned(),
-            source,
+            error,
         })
     }
 }
@@ -41,7 +41,7 @@ impl<T> IoContext<T> for io::Result<T> {
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
         match e {
-            Error::Io { source, .. } => source,
+            Error::Io { error, .. } => error,
             other => io::Error::other(other.to_string()),
         }
     }

@@ -50,7 +50,7 @@ fn lstat(path: &Path) -> Result<Option<fs::Metadata>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::Io {
             path: path.to_owned(),
-            source: e,
+            error: e,
         }),
     }
 }

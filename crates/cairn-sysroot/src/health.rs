@@ -48,7 +48,7 @@ fn read_state(sysroot: &Sysroot) -> Result<KeyFile> {
         Ok(text) => KeyFile::parse(&text)
             .map_err(|why| Error::Invalid(format!("{}: {why}", path.display()))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(KeyFile::default()),
-        Err(e) => Err(Error::Io { path, source: e }),
+        Err(e) => Err(Error::Io { path, error: e }),
     }
 }
 
@@ -162,23 +162,38 @@ pub struct HealthOptions {
     pub boot_id: String,
 }
 
-/// The checks to run: (name, path), `/etc` overriding `/usr/lib` by name.
-pub fn list_checks(deployment_dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+/// A check to run, or why it cannot run (which counts as a failed check: a check that
+/// a new release broke must not pass by being skipped).
+pub type Check = (String, std::result::Result<PathBuf, String>);
+
+/// The checks to run, by name; a name in `/etc` replaces the same name in `/usr/lib`.
+pub fn list_checks(deployment_dir: &Path) -> Vec<Check> {
     let mut checks: BTreeMap<String, Option<PathBuf>> = BTreeMap::new();
+    let mut out = Vec::new();
     for rel in ["usr/lib/cairn/health-check.d", "etc/cairn/health-check.d"] {
         let dir = deployment_dir.join(rel);
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => {
-                return Err(Error::Io {
-                    path: dir,
-                    source: e,
-                })
+                out.push((
+                    format!("/{rel}"),
+                    Err(format!("cannot read the directory: {e}")),
+                ));
+                continue;
             }
         };
         for entry in entries {
-            let entry = entry.at(&dir)?;
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    out.push((
+                        format!("/{rel}"),
+                        Err(format!("cannot read the directory: {e}")),
+                    ));
+                    continue;
+                }
+            };
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') {
                 continue;
@@ -188,7 +203,6 @@ pub fn list_checks(deployment_dir: &Path) -> Result<Vec<(String, PathBuf)>> {
             checks.insert(name, (!masked).then_some(path));
         }
     }
-    let mut out = Vec::new();
     for (name, path) in checks {
         let Some(path) = path else { continue };
         // Resolve within the deployment: a symlink to /usr/… means the deployment's /usr.
@@ -198,15 +212,14 @@ pub fn list_checks(deployment_dir: &Path) -> Result<Vec<(String, PathBuf)>> {
             }
             _ => path.clone(),
         };
-        match fs::metadata(&resolved) {
-            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {
-                out.push((name, resolved))
-            }
-            Ok(_) => tracing::warn!("{}: not an executable file; skipped", path.display()),
-            Err(e) => return Err(Error::Io { path, source: e }),
-        }
+        let check = match fs::metadata(&resolved) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(resolved),
+            Ok(_) => Err("not an executable file".to_owned()),
+            Err(e) => Err(format!("cannot run {}: {e}", resolved.display())),
+        };
+        out.push((name, check));
     }
-    Ok(out)
+    out
 }
 
 /// Runs one check; `Err` text says why it failed.
@@ -252,10 +265,16 @@ pub enum HealthOutcome {
         failed_boots: u32,
         max_failed_boots: u32,
     },
+    /// The limit was reached but no other deployment is there to go back to: the commit
+    /// is recorded bad and the machine stays (rebooting would not help).
+    NoRollbackTarget {
+        deployment: Deployment,
+        failures: Vec<String>,
+    },
     /// The limit was reached: `from` is recorded bad and `to` is the default now.
     RolledBack {
-        from: Deployment,
-        to: Deployment,
+        from: Box<Deployment>,
+        to: Box<Deployment>,
         failures: Vec<String>,
     },
 }
@@ -273,10 +292,14 @@ pub fn health_check(sysroot: &Sysroot, options: &HealthOptions) -> Result<Health
         return Ok(HealthOutcome::AlreadyGood(booted));
     }
     let dir = sysroot.deployment_path(&booted);
-    let checks = list_checks(&dir)?;
+    let checks = list_checks(&dir);
     let mut failures = Vec::new();
-    for (name, path) in &checks {
-        if let Err(why) = run_check(path, sysroot, &dir, options.timeout) {
+    for (name, check) in &checks {
+        let result = check
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|path| run_check(path, sysroot, &dir, options.timeout));
+        if let Err(why) = result {
             failures.push(format!("{name}: {why}"));
         }
     }
@@ -296,7 +319,8 @@ pub fn health_check(sysroot: &Sysroot, options: &HealthOptions) -> Result<Health
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     if record.get(&g, "last-boot") != Some(options.boot_id.as_str()) {
-        failed_boots += 1;
+        // Capped: past the limit with nothing to roll back to, counting means nothing.
+        failed_boots = (failed_boots + 1).min(options.max_failed_boots);
     }
     record.set(&g, "state", "failing");
     record.set(&g, "failed-boots", &failed_boots.to_string());
@@ -327,15 +351,9 @@ pub fn health_check(sysroot: &Sysroot, options: &HealthOptions) -> Result<Health
     );
     write_state(sysroot, &record)?;
     let Some(target) = target else {
-        tracing::warn!(
-            "no deployment to roll back to; staying on {}",
-            booted.dir_name()
-        );
-        return Ok(HealthOutcome::Failed {
+        return Ok(HealthOutcome::NoRollbackTarget {
             deployment: booted,
             failures,
-            failed_boots,
-            max_failed_boots: options.max_failed_boots,
         });
     };
     let mut list: Vec<Deployment> = state
@@ -346,15 +364,12 @@ pub fn health_check(sysroot: &Sysroot, options: &HealthOptions) -> Result<Health
         .collect();
     list.insert(0, target.clone());
     write_deployments(sysroot, &state, &list)?;
-    if state.staged.is_some() {
-        crate::stage::remove_staged(sysroot)?;
-    }
     if let Err(e) = crate::write::cleanup_locked(sysroot) {
         tracing::warn!("cleanup after the rollback failed: {e}");
     }
     Ok(HealthOutcome::RolledBack {
-        from: booted,
-        to: target,
+        from: Box::new(booted),
+        to: Box::new(target),
         failures,
     })
 }

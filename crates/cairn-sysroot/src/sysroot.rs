@@ -43,6 +43,26 @@ pub struct Deployment {
     pub kargs: Kargs,
     /// The `.origin` key file: where updates come from, pinning.
     pub origin: KeyFile,
+    /// Entry fields cairn does not write itself (`devicetree`, `fdtdir`, …), kept as read.
+    pub extra_fields: Vec<(String, String)>,
+}
+
+/// The boot entry fields cairn writes; any other field of a loaded entry is kept.
+pub const STANDARD_FIELDS: [&str; 5] = ["title", "version", "options", "linux", "initrd"];
+
+/// Checks a kernel or initramfs file name read from an entry or the staged record:
+/// one plain path component with the prefix ostree gives it.
+pub fn validate_kernel_file(key: &str, name: &str) -> Result<(), String> {
+    let prefix = if key == "linux" {
+        "vmlinuz-"
+    } else {
+        "initramfs-"
+    };
+    validate_name(name).map_err(|why| format!("{key} file {name:?}: {why}"))?;
+    if !name.starts_with(prefix) || name.chars().any(char::is_control) {
+        return Err(format!("{key} file {name:?} does not start with {prefix}"));
+    }
+    Ok(())
 }
 
 impl Deployment {
@@ -84,6 +104,9 @@ pub struct State {
     pub deployments: Vec<Deployment>,
     pub booted: Option<usize>,
     pub staged: Option<Staged>,
+    /// SHA-256 of the live entries (names and contents): identifies the boot set, so
+    /// that a staged deployment applies only to the set it was staged against.
+    pub boot_set: String,
 }
 
 impl State {
@@ -155,7 +178,7 @@ fn mkdir_mode(path: &Path, mode: u32) -> Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(Error::Io {
             path: path.to_owned(),
-            source: e,
+            error: e,
         }),
     }
 }
@@ -164,7 +187,7 @@ fn symlink_if_missing(target: &str, link: &Path) -> Result<()> {
     match std::os::unix::fs::symlink(target, link) {
         Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(Error::Io {
             path: link.to_owned(),
-            source: e,
+            error: e,
         }),
         _ => Ok(()),
     }
@@ -176,7 +199,7 @@ pub(crate) fn read_link_name(path: &Path) -> Result<Option<String>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::Io {
             path: path.to_owned(),
-            source: e,
+            error: e,
         }),
     }
 }
@@ -355,6 +378,7 @@ impl Sysroot {
         let mut deployments = Vec::new();
         let entries_dir = self.root.join(format!("boot/loader.{bootversion}/entries"));
         let mut entries = Vec::new();
+        let mut texts = Vec::new();
         match fs::read_dir(&entries_dir) {
             Ok(dir) => {
                 for entry in dir {
@@ -364,6 +388,7 @@ impl Sysroot {
                         continue;
                     }
                     let text = fs::read_to_string(entry.path()).at(&entry.path())?;
+                    texts.push((name.clone(), text.clone()));
                     entries.push((name, BootEntry::parse(&text)));
                 }
             }
@@ -371,7 +396,7 @@ impl Sysroot {
             Err(e) => {
                 return Err(Error::Io {
                     path: entries_dir,
-                    source: e,
+                    error: e,
                 })
             }
         }
@@ -387,13 +412,28 @@ impl Sysroot {
                 None => tracing::warn!("{}: no ostree= argument; skipped", where_.display()),
             }
         }
-        let staged = stage::read_staged(self)?;
+        texts.sort();
+        let boot_set = {
+            use sha2::{Digest, Sha256};
+            let mut hasher = Sha256::new();
+            for (name, text) in &texts {
+                hasher.update(format!("{}\0{name}\0{}\0", text.len(), text));
+            }
+            hex::encode(hasher.finalize())
+        };
+        let staged = stage::read_staged(self, &boot_set).unwrap_or_else(|e| {
+            // /run is per boot and only cairn writes there: a record that does not parse
+            // is dropped (cleanup removes it), never followed.
+            tracing::warn!("ignoring the staged deployment record: {e}");
+            None
+        });
         let mut state = State {
             bootversion,
             subbootversion,
             deployments,
             booted: None,
             staged,
+            boot_set,
         };
         state.booted = self.find_booted(&state)?;
         Ok(state)
@@ -429,7 +469,7 @@ impl Sysroot {
         };
         kargs.delete("ostree");
         let parts: Vec<&str> = ostree_arg.trim_start_matches('/').split('/').collect();
-        let [_, boot_dir, stateroot, bootcsum, bootserial] = parts.as_slice() else {
+        let ["ostree", boot_dir, stateroot, bootcsum, bootserial] = parts.as_slice() else {
             return Err(bad(format!("malformed ostree={ostree_arg}")));
         };
         if *boot_dir != format!("boot.{bootversion}") {
@@ -443,7 +483,10 @@ impl Sysroot {
         let link = self
             .root
             .join("ostree")
-            .join(&ostree_arg["/ostree/".len()..]);
+            .join(boot_dir)
+            .join(stateroot)
+            .join(bootcsum)
+            .join(bootserial);
         let target = read_link_name(&link)?
             .ok_or_else(|| bad(format!("{} does not exist", link.display())))?;
         let dir_name = target.rsplit('/').next().unwrap_or_default();
@@ -456,15 +499,22 @@ impl Sysroot {
         }
         let (checksum, serial) = parse_dir_name(dir_name)
             .ok_or_else(|| bad(format!("{} points at {target:?}", link.display())))?;
-        let linux = entry
-            .get("linux")
-            .and_then(|p| p.rsplit('/').next())
-            .unwrap_or_default()
-            .to_owned();
-        let initrd = entry
-            .get("initrd")
-            .and_then(|p| p.rsplit('/').next())
-            .map(str::to_owned);
+        let file_name = |key: &str| -> Result<Option<String>> {
+            let Some(path) = entry.get(key) else {
+                return Ok(None);
+            };
+            let name = path.rsplit('/').next().unwrap_or_default();
+            validate_kernel_file(key, name).map_err(bad)?;
+            Ok(Some(name.to_owned()))
+        };
+        let linux = file_name("linux")?.ok_or_else(|| bad("no linux line".into()))?;
+        let initrd = file_name("initrd")?;
+        let extra = entry
+            .fields()
+            .iter()
+            .filter(|(k, _)| !STANDARD_FIELDS.contains(&k.as_str()))
+            .cloned()
+            .collect();
         let mut d = Deployment {
             stateroot: stateroot.to_string(),
             checksum,
@@ -474,6 +524,7 @@ impl Sysroot {
             initrd,
             kargs,
             origin: KeyFile::default(),
+            extra_fields: extra,
         };
         let dir = self.deployment_path(&d);
         if !dir.is_dir() {
@@ -489,7 +540,7 @@ impl Sysroot {
             Ok(text) => KeyFile::parse(&text)
                 .map_err(|why| Error::Invalid(format!("{}: {why}", path.display()))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(KeyFile::default()),
-            Err(e) => Err(Error::Io { path, source: e }),
+            Err(e) => Err(Error::Io { path, error: e }),
         }
     }
 
@@ -505,7 +556,7 @@ impl Sysroot {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::Io {
                 path: self.boot.cmdline.clone(),
-                source: e,
+                error: e,
             }),
         }
     }
@@ -518,7 +569,9 @@ impl Sysroot {
         let Some(arg) = self.booted_ostree_arg()? else {
             return Ok(None);
         };
-        if self.root == Path::new("/") {
+        // Booted into an OSTree system: `/` itself is the booted deployment, whatever
+        // path the sysroot is reached by (`/` or `/sysroot`).
+        if self.root == Path::new("/") || Path::new("/run/ostree-booted").exists() {
             if let Ok(root) = fs::metadata("/") {
                 for (i, d) in state.deployments.iter().enumerate() {
                     if let Ok(m) = fs::metadata(self.deployment_path(d)) {
@@ -618,6 +671,7 @@ mod doc_examples {
             initrd: None,
             kargs: Kargs::default(),
             origin: KeyFile::default(),
+            extra_fields: Vec::new(),
         }
     }
 
@@ -654,7 +708,10 @@ mod doc_examples {
             example("staged-deployment"),
         )
         .unwrap();
-        let staged = crate::stage::read_staged(&sysroot).unwrap().unwrap();
+        let boot_set = "1c0ffee0".repeat(8);
+        let staged = crate::stage::read_staged(&sysroot, &boot_set)
+            .unwrap()
+            .unwrap();
         assert!(staged.locked);
         assert_eq!(staged.deployment.dir_name(), staged_dir);
         assert_eq!(staged.deployment.kargs.to_cmdline(), "root=LABEL=root rw");

@@ -28,7 +28,7 @@ pub(crate) fn remove_path(path: &Path) -> Result<()> {
         Err(e) => {
             return Err(Error::Io {
                 path: path.to_owned(),
-                source: e,
+                error: e,
             })
         }
     };
@@ -84,7 +84,7 @@ fn syncfs(path: &Path) -> Result<()> {
     let dir = fs::File::open(path).at(path)?;
     rustix::fs::syncfs(&dir).map_err(|e| Error::Io {
         path: path.to_owned(),
-        source: e.into(),
+        error: e.into(),
     })
 }
 
@@ -129,7 +129,8 @@ fn entry_title(sysroot: &Sysroot, d: &Deployment, index: usize, name_stateroot: 
         title.push_str(&d.stateroot);
     }
     title.push_str(&format!(":{index})"));
-    title
+    // A newline from commit metadata must never start a new entry field.
+    title.replace(|c: char| c.is_control(), " ")
 }
 
 /// Copies the kernel and initramfs of `d` from its tree to `/boot/ostree/<stateroot>-<bootcsum>/`
@@ -205,8 +206,9 @@ impl Undo {
 }
 
 /// Makes `new` the deployment list, in boot order: the first entry boots by default.
-/// On failure before the swap, what was written is removed again and the live set is
-/// as it was.
+/// The swap also retires a staged deployment: its record names the boot set it was
+/// staged against (`stage`), which is no longer live. On failure before the swap, what
+/// was written is removed again and the live set is as it was.
 pub fn write_deployments(sysroot: &Sysroot, state: &State, new: &[Deployment]) -> Result<()> {
     let mut undo = Undo::default();
     let result = write_boot_set(sysroot, state, new, &mut undo);
@@ -296,6 +298,9 @@ fn write_boot_set(
                 format!("/ostree/{}-{}/{initrd}", d.stateroot, d.bootcsum),
             );
         }
+        for (key, value) in &d.extra_fields {
+            entry.set(key, value.clone());
+        }
         let path = entries_dir.join(format!("ostree-{}-{}.conf", count - index, d.stateroot));
         write_new_file(&path, entry.to_text().as_bytes())?;
     }
@@ -321,8 +326,12 @@ fn write_boot_set(
     fault(&loader)?;
     fs::rename(&tmp, &loader).at(&loader)?;
     undo.swapped = true;
+    // Done: a failure to sync now must not be reported as a failed change.
     let boot = root.join("boot");
-    fs::File::open(&boot).and_then(|d| d.sync_all()).at(&boot)
+    if let Err(e) = fs::File::open(&boot).and_then(|d| d.sync_all()) {
+        tracing::warn!("sync {}: {e}", boot.display());
+    }
+    Ok(())
 }
 
 #[derive(Debug, Default)]
@@ -361,7 +370,18 @@ pub(crate) fn cleanup_locked(sysroot: &Sysroot) -> Result<CleanupReport> {
         }
     }
     let keep_dirs = sysroot.referenced_dirs(&state);
+    // ostree (or rpm-ostree) staged a deployment that only its own record names: leave
+    // every deployment directory and every object alone rather than delete it.
+    let ostree_staged = root.join("run/ostree/staged-deployment").exists();
+    if ostree_staged {
+        tracing::warn!(
+            "ostree has a staged deployment (/run/ostree/staged-deployment); unreferenced deployments and objects are kept"
+        );
+    }
     for stateroot in sysroot.list_stateroots()? {
+        if ostree_staged {
+            break;
+        }
         let deploy = sysroot.stateroot_path(&stateroot).join("deploy");
         for entry in fs::read_dir(&deploy).at(&deploy)? {
             let entry = entry.at(&deploy)?;
@@ -397,8 +417,15 @@ pub(crate) fn cleanup_locked(sysroot: &Sysroot) -> Result<CleanupReport> {
             }
         }
     }
+    if state.staged.is_none() {
+        // A record retired by a swap (or naming a vanished deployment).
+        remove_path(&crate::stage::record_path(sysroot))?;
+    }
     sync_deployment_refs(sysroot, &state)?;
     crate::health::forget_missing(sysroot, &state)?;
+    if ostree_staged {
+        return Ok(report);
+    }
     let pruned = prune(
         sysroot.repo(),
         &PruneOptions {
@@ -430,7 +457,7 @@ fn sync_deployment_refs(sysroot: &Sysroot, state: &State) -> Result<()> {
         wanted.insert("ostree/cairn-staged".to_owned(), staged.deployment.checksum);
     }
     for (name, checksum) in repo.list_refs()? {
-        if name.starts_with("ostree/") && wanted.get(&name) != Some(&checksum) {
+        if is_deployment_ref(&name) && wanted.get(&name) != Some(&checksum) {
             fault(&repo.path().join("refs/heads").join(&name))?;
             repo.delete_ref(&name)?;
         }
@@ -443,6 +470,18 @@ fn sync_deployment_refs(sysroot: &Sysroot, state: &State) -> Result<()> {
     let heads = repo.path().join("refs/heads/ostree");
     remove_empty_dirs(&heads);
     Ok(())
+}
+
+/// The refs the sysroot owns: `ostree/<0|1>/<0|1>/<index>` (ostree's) and
+/// `ostree/cairn-staged`; any other ref, even under `ostree/`, is the user's.
+fn is_deployment_ref(name: &str) -> bool {
+    if name == "ostree/cairn-staged" {
+        return true;
+    }
+    let parts: Vec<&str> = name.split('/').collect();
+    matches!(parts.as_slice(), ["ostree", b, s, i]
+        if ["0", "1"].contains(b) && ["0", "1"].contains(s)
+            && !i.is_empty() && i.bytes().all(|c| c.is_ascii_digit()))
 }
 
 fn remove_empty_dirs(dir: &Path) {

@@ -821,7 +821,11 @@ fn errors_are_one_line_and_change_nothing() {
         }
         let err = stderr(&out);
         assert_eq!(err.lines().count(), 1, "{fault}: {err}");
-        assert!(err.contains("No space left on device"), "{fault}: {err}");
+        assert_eq!(
+            err.matches("No space left on device").count(),
+            1,
+            "{fault}: {err}"
+        );
         assert_same_tree(&before, &snapshot(&sys.root, true, false));
         hit += 1;
         assert!(hit < 500);
@@ -944,4 +948,182 @@ fn writers_wait_for_the_sysroot_lock_ostree_uses() {
     assert!(holder.try_wait().unwrap().is_some());
     holder.wait().unwrap();
     assert_eq!(sys.status().len(), 1);
+}
+
+#[test]
+fn a_change_after_staging_retires_the_staged_deployment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sys = Sys::new(dir.path());
+    sys.init("testos");
+    let v1 = commit(
+        &sys.repo_arg(),
+        "testos/stable",
+        &os_tree(dir.path(), "1", "a"),
+        "1",
+    );
+    sys.admin(&["deploy", "testos/stable"]);
+    sys.reboot();
+    commit(
+        &sys.repo_arg(),
+        "testos/stable",
+        &os_tree(dir.path(), "2", "b"),
+        "2",
+    );
+    for change in [
+        vec!["deploy", &v1, "--karg-append", "quiet"],
+        vec!["kargs", "--append", "x=1"],
+    ] {
+        sys.admin(&["deploy", "testos/stable", "--stage"]);
+        assert_eq!(sys.status()[0]["staged"], true);
+        sys.admin(&change);
+        let after = ids(&sys.status());
+        assert!(
+            sys.status().iter().all(|d| d["staged"] == false),
+            "{change:?}"
+        );
+        // Shutdown must not put the older staged deployment back on top.
+        let out = sys.admin(&["finalize-staged"]);
+        assert!(out.contains("No staged deployment"), "{change:?}: {out}");
+        assert_eq!(ids(&sys.status()), after, "{change:?}");
+        assert!(!sys.root.join("run/cairn/staged-deployment").exists());
+    }
+}
+
+#[test]
+fn hostile_or_broken_sysroot_content_is_refused_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sys = Sys::new(dir.path());
+    sys.init("testos");
+    // A newline in commit metadata never becomes a boot entry field.
+    commit(
+        &sys.repo_arg(),
+        "testos/stable",
+        &os_tree(dir.path(), "1", "a"),
+        "1\noptions init=/bin/sh",
+    );
+    sys.admin(&["deploy", "testos/stable"]);
+    sys.reboot();
+    let entry = entries(&sys.root).into_values().next().unwrap();
+    assert_eq!(entry.matches("\noptions ").count(), 1, "{entry}");
+    assert!(!entry.contains("init=/bin/sh\n"), "{entry}");
+    let out = sys.admin_with(&["kargs", "--append", "a\u{1}b"], &[]);
+    assert!(
+        stderr(&out).contains("control character"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Fields ostree wrote that cairn does not know survive a rewrite; refs that only
+    // look like the sysroot's are the user's and stay.
+    let loader = sys.root.join("boot/loader/entries");
+    let name = fs::read_dir(&loader)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = fs::read_to_string(&name).unwrap();
+    fs::write(&name, format!("{text}devicetree /dtb/board.dtb\n")).unwrap();
+    let v1 = sys.status()[0]["checksum"].as_str().unwrap().to_owned();
+    cairn_ok(&["repo", "refs", &sys.repo_arg(), "--create=ostree/mine", &v1]);
+    sys.admin(&["kargs", "--append", "quiet"]);
+    let entry = entries(&sys.root).into_values().next().unwrap();
+    assert!(entry.contains("\ndevicetree /dtb/board.dtb\n"), "{entry}");
+    sys.admin(&["cleanup"]);
+    let refs = cairn_ok(&["repo", "refs", &sys.repo_arg()]);
+    assert!(refs.lines().any(|l| l == "ostree/mine"), "{refs}");
+
+    // A staged record naming files outside /boot/ostree is ignored, never followed.
+    commit(
+        &sys.repo_arg(),
+        "testos/stable",
+        &os_tree(dir.path(), "2", "b"),
+        "2",
+    );
+    sys.admin(&["deploy", "testos/stable", "--stage"]);
+    let record = sys.root.join("run/cairn/staged-deployment");
+    let outside = dir.path().join("pwned");
+    let text = fs::read_to_string(&record).unwrap();
+    let tampered: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("initrd=") {
+                format!("initrd={}\n", outside.display())
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    fs::write(&record, tampered).unwrap();
+    let out = sys.admin(&["finalize-staged"]);
+    assert!(out.contains("No staged deployment"), "{out}");
+    assert!(!outside.exists());
+
+    // A malformed ostree= argument is an error naming the entry, not a crash.
+    let name = fs::read_dir(&loader)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = fs::read_to_string(&name).unwrap();
+    fs::write(&name, text.replace("ostree=/ostree/", "ostree=/aaaaaé/")).unwrap();
+    let out = sys.admin_with(&["status"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("malformed ostree="),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn health_checks_that_cannot_run_fail_and_a_lone_deployment_is_not_rebooted_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sys = Sys::new(dir.path());
+    sys.init("testos");
+    let tree = os_tree(dir.path(), "1", "a");
+    // A check the admin linked to a program the release no longer ships.
+    fs::create_dir_all(tree.join("usr/etc/cairn/health-check.d")).unwrap();
+    std::os::unix::fs::symlink(
+        "/usr/lib/app/check",
+        tree.join("usr/etc/cairn/health-check.d/20-app"),
+    )
+    .unwrap();
+    write(
+        &tree.join("usr/lib/cairn/health-check.d/10-data"),
+        b"not executable\n",
+        0o644,
+    );
+    commit(&sys.repo_arg(), "testos/stable", &tree, "1");
+    sys.admin(&["deploy", "testos/stable"]);
+    let marker = dir.path().join("rebooted");
+    let reboot = format!("touch {}", marker.display());
+    for boot in 1..=4u32 {
+        sys.reboot();
+        let _ = fs::remove_file(&marker);
+        let out = sys.admin_with(&["health-check", "--reboot-command", &reboot], &[]);
+        assert_eq!(out.status.code(), Some(1), "boot {boot}");
+        let err = stderr(&out);
+        assert!(err.contains("20-app: cannot run"), "{err}");
+        assert!(err.contains("10-data: not an executable file"), "{err}");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if boot < 3 {
+            assert!(
+                text.contains(&format!("failed on {boot} of 3 boots")),
+                "{text}"
+            );
+            assert!(
+                marker.exists(),
+                "boot {boot}: a failed boot reboots to try again"
+            );
+        } else {
+            assert!(text.contains("no other deployment"), "{text}");
+            assert!(
+                !marker.exists(),
+                "boot {boot}: nothing to roll back to, no reboot"
+            );
+        }
+    }
+    assert_eq!(sys.status()[0]["bad"], true);
 }
