@@ -1,6 +1,7 @@
 //! The `cairn` binary: parses arguments, starts logging, runs one command, maps errors to exit codes.
 
 mod admin_cmd;
+mod config_cmd;
 mod quickstart;
 mod repo_cmd;
 mod time;
@@ -27,6 +28,8 @@ enum Command {
     Repo(repo_cmd::RepoArgs),
     /// Deployments on a sysroot: deploy, stage, upgrade, roll back, health checks.
     Admin(admin_cmd::AdminArgs),
+    /// Provisioning configs: Butane-compatible YAML → Ignition JSON, and validation.
+    Config(config_cmd::ConfigArgs),
     /// Run cairn's main job end to end on embedded defaults, in a temporary directory.
     Quickstart(quickstart::QuickstartArgs),
 }
@@ -49,6 +52,7 @@ fn main() {
     let result = match cli.command {
         Command::Repo(args) => repo_cmd::run(args),
         Command::Admin(args) => admin_cmd::run(args),
+        Command::Config(args) => config_cmd::run(args),
         Command::Quickstart(args) => quickstart::run(args),
     };
     match result {

@@ -1,5 +1,6 @@
 //! cairn's integration tests: the real binary against the real `ostree`.
 
+mod config;
 mod crash;
 mod hostile;
 mod httpd;

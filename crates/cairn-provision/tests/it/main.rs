@@ -1,0 +1,5 @@
+//! cairn-provision's integration tests: Butane's own examples, and error output.
+
+mod errors;
+mod examples;
+mod fuzz_smoke;
