@@ -77,6 +77,10 @@ pub fn parse_value(value: &Value) -> Result<(Config, Version, Report), ParseErro
     let decoded = decode::decode(value, version, &mut report);
     let mut config = decoded.config;
     report.merge(validate(&config, version));
+    // Errors first, each group in the order found.
+    report
+        .entries
+        .sort_by_key(|e| e.severity != Severity::Error);
     translate_up(&mut config, version);
     Ok((config, version, report))
 }
