@@ -22,6 +22,35 @@ use clap::Args;
 
 const BRANCH: &str = "sample/x86_64/stable";
 const STATEROOT: &str = "sample";
+const PROVISIONING_CONFIG: &str = "variant: fcos
+version: 1.6.0
+passwd:
+  users:
+    - name: core
+      ssh_authorized_keys:
+        - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyOnly core@example
+storage:
+  files:
+    - path: /etc/motd
+      mode: 0644
+      contents:
+        inline: Provisioned by cairn.
+  filesystems:
+    - device: /dev/disk/by-partlabel/var
+      path: /var
+      format: xfs
+      with_mount_unit: true
+systemd:
+  units:
+    - name: hello.service
+      enabled: true
+      contents: |
+        [Service]
+        Type=oneshot
+        ExecStart=/usr/bin/echo hello
+        [Install]
+        WantedBy=multi-user.target
+";
 
 #[derive(Args)]
 pub struct QuickstartArgs {
@@ -322,7 +351,51 @@ pub fn run(args: QuickstartArgs) -> Result<i32> {
     );
     print!("{}", fs::read_to_string(dest.join("usr/lib/os-release"))?);
 
-    step(13, "verify the repositories");
+    step(
+        13,
+        "write the machines' provisioning config in YAML (Butane's language) and translate it to Ignition",
+    );
+    let config_path = work.join("machine.bu");
+    write(&config_path, PROVISIONING_CONFIG)?;
+    let source = cairn_provision::Source {
+        name: config_path.display().to_string(),
+        text: PROVISIONING_CONFIG.to_owned(),
+    };
+    let translated = cairn_provision::translate(&source, &cairn_provision::Options::default())
+        .map_err(|diagnostics| {
+            let text: Vec<String> = diagnostics.iter().map(|d| d.to_string()).collect();
+            anyhow::anyhow!("the sample config is invalid:\n{}", text.join("\n"))
+        })?;
+    let ignition_path = work.join("machine.ign");
+    write(
+        &ignition_path,
+        &serde_json::to_string_pretty(&translated.config)?,
+    )?;
+    println!(
+        "cairn config translate {} -o {}\n{} {} → Ignition {}; {} bytes of JSON, checked with every rule of that spec",
+        config_path.display(),
+        ignition_path.display(),
+        translated.spec.variant,
+        translated.spec.version,
+        translated.spec.ignition,
+        fs::metadata(&ignition_path)?.len()
+    );
+    let bad = PROVISIONING_CONFIG.replace("path: /etc/motd", "path: etc/motd");
+    let errors = cairn_provision::translate(
+        &cairn_provision::Source {
+            name: "typo.bu".into(),
+            text: bad,
+        },
+        &cairn_provision::Options::default(),
+    )
+    .err()
+    .unwrap_or_default();
+    println!("and a typo is caught before any machine boots:");
+    for d in errors.iter().filter(|d| d.is_error()) {
+        println!("{d}");
+    }
+
+    step(14, "verify the repositories");
     let mut clean = true;
     for (name, r) in [
         ("server", &repo),

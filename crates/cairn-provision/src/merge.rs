@@ -32,7 +32,7 @@ fn identity_keys(list_key: &str) -> &'static [&'static str] {
 fn identity<'a>(item: &'a Value, keys: &[&str]) -> Option<(usize, &'a Value)> {
     keys.iter().enumerate().find_map(|(i, key)| {
         item.get(key)
-            .filter(|v| !v.is_null() && !(*key == "number" && **v == Value::from(0)))
+            .filter(|v| !(v.is_null() || (*key == "number" && v.as_u64() == Some(0))))
             .map(|v| (i, v))
     })
 }

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
-use base64::Engine as _;
 use serde_json::{Map, Value as Json};
 
 use crate::diagnostic::{Diagnostic, Severity, Source};
@@ -262,9 +261,7 @@ impl Ctx<'_> {
                         child(json_path, "source"),
                         (value.mark, ypath.clone(), key.clone()),
                     );
-                    out.insert("source".into(), Json::String(data_url(text.as_bytes())));
-                    out.entry("compression")
-                        .or_insert(Json::String(String::new()));
+                    insert_data_url(&mut out, text.as_bytes());
                 }
                 ("local", _) if resource => {
                     if entries.iter().any(|(k, _, _)| k == "source") {
@@ -279,9 +276,7 @@ impl Ctx<'_> {
                             child(json_path, "source"),
                             (value.mark, ypath.clone(), key.clone()),
                         );
-                        out.insert("source".into(), Json::String(data_url(&data)));
-                        out.entry("compression")
-                            .or_insert(Json::String(String::new()));
+                        insert_data_url(&mut out, &data);
                     }
                 }
                 ("ssh_authorized_keys_local", _)
@@ -436,7 +431,9 @@ impl Ctx<'_> {
                 match entry {
                     TreeEntry::File { data, executable } => {
                         let files = storage_list(config, "files");
-                        let source = Json::String(data_url(&data));
+                        let (url, compression) = sugar::make_data_url(&data, None, true);
+                        let source = Json::String(url);
+                        let compression = Json::String(compression.unwrap_or_default());
                         if let Some(existing) =
                             files.iter_mut().find(|f| f["path"] == path.as_str())
                         {
@@ -447,7 +444,7 @@ impl Ctx<'_> {
                             match contents {
                                 Some(Json::Object(c)) if !c.contains_key("source") => {
                                     c.insert("source".into(), source);
-                                    c.entry("compression").or_insert(Json::String(String::new()));
+                                    c.insert("compression".into(), compression);
                                 }
                                 _ => self.error(local.mark, &child(&ypath, "local"), format!("file {path} from the tree already has contents in storage.files")),
                             }
@@ -459,7 +456,7 @@ impl Ctx<'_> {
                             let index = files.len();
                             files.push(serde_json::json!({
                                 "path": path,
-                                "contents": {"source": source, "compression": ""},
+                                "contents": {"source": source, "compression": compression},
                                 "mode": if executable { 0o755 } else { 0o644 },
                             }));
                             self.origins
@@ -569,38 +566,38 @@ pub fn resolve_local(dir: &Path, name: &str) -> Result<PathBuf, String> {
     Ok(real)
 }
 
-/// The shorter of percent-encoding and base64, as Butane chooses.
-pub fn data_url(data: &[u8]) -> String {
-    let mut percent = String::from("data:,");
-    for &b in data {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            percent.push(b as char);
-        } else {
-            percent.push_str(&format!("%{b:02X}"));
-        }
-    }
-    let base64 = format!(
-        "data:;base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(data)
-    );
-    if base64.len() < percent.len() {
-        base64
-    } else {
-        percent
+/// Sets `source` to a `data:` URL of `data` chosen as Butane chooses it (percent
+/// encoding, base64, or gzip when that is shorter) and `compression` to match.
+fn insert_data_url(out: &mut Map<String, Json>, data: &[u8]) {
+    let given = out
+        .get("compression")
+        .and_then(Json::as_str)
+        .map(str::to_owned);
+    let (url, compression) = sugar::make_data_url(data, given.as_deref(), true);
+    out.insert("source".into(), Json::String(url));
+    if let Some(compression) = compression {
+        out.insert("compression".into(), Json::String(compression));
     }
 }
 
 fn is_resource(json_path: &str) -> bool {
     let parts: Vec<&str> = json_path.split('.').collect();
-    match parts.as_slice() {
-        ["$", "storage", "files", _, "contents"] => true,
-        ["$", "storage", "files", _, "append", _] => true,
-        ["$", "storage", "luks", _, "keyFile"] => true,
-        ["$", "ignition", "config", "merge", _] => true,
-        ["$", "ignition", "config", "replace"] => true,
-        ["$", "ignition", "security", "tls", "certificateAuthorities", _] => true,
-        _ => false,
-    }
+    matches!(
+        parts.as_slice(),
+        ["$", "storage", "files", _, "contents"]
+            | ["$", "storage", "files", _, "append", _]
+            | ["$", "storage", "luks", _, "keyFile"]
+            | ["$", "ignition", "config", "merge", _]
+            | ["$", "ignition", "config", "replace"]
+            | [
+                "$",
+                "ignition",
+                "security",
+                "tls",
+                "certificateAuthorities",
+                _
+            ]
+    )
 }
 
 fn is_filesystem(json_path: &str) -> bool {
@@ -765,6 +762,16 @@ pub fn translate(source: &Source, options: &Options) -> Result<Translated, Vec<D
     ctx.expand_trees(&root, &mut config);
     let doc = root.to_json();
     let numbers = spec.numbers();
+    for w in sugar::desugar_warnings(
+        &sugar::Variant {
+            name: spec.variant,
+            version: numbers,
+        },
+        &doc,
+    ) {
+        let node = node_at(&root, &w.path);
+        ctx.warn(node.mark, &doc_path_string(&w.path), w.message);
+    }
     if let Err(errors) = sugar::desugar(
         &sugar::Variant {
             name: spec.variant,
@@ -853,12 +860,6 @@ mod tests {
         assert_eq!(ignition_key("type_guid"), "typeGuid");
         assert_eq!(ignition_key("wipe_filesystem"), "wipeFilesystem");
         assert_eq!(ignition_key("path"), "path");
-    }
-
-    #[test]
-    fn data_urls_pick_the_shorter_encoding() {
-        assert_eq!(data_url(b"Hello, world!"), "data:,Hello%2C%20world%21");
-        assert!(data_url(&[0u8; 40]).starts_with("data:;base64,"));
     }
 
     #[test]

@@ -13,6 +13,15 @@ fn quickstart_runs_end_to_end() {
     );
     assert_eq!(out.matches(": all good").count(), 3, "{out}");
     assert!(out.contains("VERSION_ID=2"), "{out}");
+    assert!(out.contains("fcos 1.6.0 → Ignition 3.5.0"), "{out}");
+    assert!(out.contains("typo.bu:10:7"), "{out}");
+    let ignition: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("machine.ign")).unwrap()).unwrap();
+    assert_eq!(
+        ignition["systemd"]["units"].as_array().unwrap().len(),
+        2,
+        "hello.service and var.mount"
+    );
     // The sysroot steps: booted release 2 after the upgrade, release 1 after the rollback.
     let upgrade = &out[out.find("== 8.").unwrap()..out.find("== 9.").unwrap()];
     assert!(upgrade.contains("    Version: 2\n"), "{upgrade}");
