@@ -160,10 +160,24 @@ enum Frame {
     ),
 }
 
+/// Nodes a document may hold once aliases are expanded: a "billion laughs" document
+/// of a few lines must not exhaust memory.
+const MAX_NODES: usize = 2_000_000;
+
+fn count_nodes(node: &Node) -> usize {
+    1 + match &node.value {
+        Value::Seq(items) => items.iter().map(count_nodes).sum(),
+        Value::Map(entries) => entries.iter().map(|(_, _, n)| count_nodes(n)).sum(),
+        _ => 0,
+    }
+}
+
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes with their size in nodes.
+    anchors: HashMap<usize, (Node, usize)>,
+    nodes: usize,
     documents: Vec<Node>,
     error: Option<SyntaxError>,
 }
@@ -171,7 +185,8 @@ struct Builder {
 impl Builder {
     fn push_node(&mut self, node: Node, anchor: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            let size = count_nodes(&node);
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         match self.stack.last_mut() {
             None => self.documents.push(node),
@@ -212,6 +227,7 @@ impl MarkedEventReceiver for Builder {
             return;
         }
         let mark = Mark::from(marker);
+        self.nodes += 1;
         match event {
             Event::Scalar(text, style, anchor, _tag) => {
                 let value = if style == TScalarStyle::Plain {
@@ -249,8 +265,18 @@ impl MarkedEventReceiver for Builder {
                     );
                 }
             }
-            Event::Alias(id) => match self.anchors.get(&id).cloned() {
-                Some(node) => self.push_node(node, 0),
+            Event::Alias(id) => match self.anchors.get(&id) {
+                Some((_, size)) if self.nodes + size > MAX_NODES => {
+                    self.error = Some(SyntaxError {
+                        mark,
+                        message: format!("aliases expand the document beyond {MAX_NODES} nodes"),
+                    })
+                }
+                Some((node, size)) => {
+                    let node = node.clone();
+                    self.nodes += size;
+                    self.push_node(node, 0)
+                }
                 None => {
                     self.error = Some(SyntaxError {
                         mark,
@@ -340,6 +366,13 @@ mod tests {
         assert!(e.message.contains("duplicate key"));
         let e = parse("a: [1, 2\n").unwrap_err();
         assert!(e.mark.line >= 1, "{e:?}");
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let prev = format!("*a{}", i - 1);
+            bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![prev; 10].join(", ")));
+        }
+        let e = parse(&bomb).unwrap_err();
+        assert!(e.message.contains("aliases expand"), "{e:?}");
         let doc = parse("x: &a {k: 1}\ny: *a\n").unwrap();
         assert_eq!(doc.get("y").unwrap().get("k").unwrap().value, Value::Int(1));
     }
