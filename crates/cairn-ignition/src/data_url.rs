@@ -18,6 +18,11 @@ pub(crate) fn check(s: &str) -> Result<(), String> {
         Some(c) if is_token(c) => {
             let start = lexer.pos;
             let extension = matches!(c, b'x' | b'X') && bytes.get(start + 1) == Some(&b'-');
+            if matches!(c, b'x' | b'X') {
+                // The Go lexer takes the character after an `x` unchecked, whatever it is.
+                let second = rest[start + 1..].chars().next().map_or(0, char::len_utf8);
+                lexer.pos += 1 + second;
+            }
             loop {
                 match lexer.next() {
                     None => return Err("missing media type slash".into()),

@@ -73,7 +73,7 @@ impl Lexer<'_> {
                 let garbage = garbage.trim();
                 if !garbage.is_empty() {
                     return Err(format!(
-                        "found garbage after section name [{section}]: {garbage:?}"
+                        "found garbage after section name {section:?}: {garbage:?}"
                     ));
                 }
                 Step::NextSectionOrOption(section)

@@ -122,10 +122,10 @@ impl Validator {
             if self.since(V3_1_0) {
                 self.required_source(merge, &entry_at);
             }
-            self.resource(merge, &entry_at);
+            self.reference(merge, &entry_at);
         }
         self.duplicates(&merge_at, ignition.config.merge.iter().map(resource::key));
-        self.resource(&ignition.config.replace, &at.k("config").k("replace"));
+        self.reference(&ignition.config.replace, &at.k("config").k("replace"));
 
         let ca_at = at.k("security").k("tls").k("certificateAuthorities");
         let authorities = &ignition.security.tls.certificate_authorities;
@@ -133,13 +133,13 @@ impl Validator {
             let entry_at = ca_at.i(index);
             if self.since(V3_1_0) {
                 self.required_source(ca, &entry_at);
-            } else {
-                // 3.0.0 reads a CA's source as a plain string and checks it even when empty.
-                let source = ca.source.as_deref().unwrap_or("");
-                let checked = self.check_url(source);
+            } else if ca.source.as_deref().unwrap_or("").is_empty() {
+                // 3.0.0 reads a CA's source as a plain string and checks it even when empty
+                // (the resource check below covers a non-empty one).
+                let checked = self.check_url("");
                 self.check(&entry_at.k("source"), checked);
             }
-            self.resource(ca, &entry_at);
+            self.reference(ca, &entry_at);
         }
         self.duplicates(&ca_at, authorities.iter().map(resource::key));
 

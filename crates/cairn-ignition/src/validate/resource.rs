@@ -55,6 +55,17 @@ impl Validator {
     }
 
     pub(super) fn resource(&mut self, resource: &Resource, at: &At) {
+        self.resource_with(resource, at, true);
+    }
+
+    /// A resource of `ignition.config` or `ignition.security`: before 3.1.0 those were
+    /// reference types that did not require a source next to a hash.
+    pub(super) fn reference(&mut self, resource: &Resource, at: &At) {
+        let hash_needs_source = self.since(V3_1_0);
+        self.resource_with(resource, at, hash_needs_source);
+    }
+
+    fn resource_with(&mut self, resource: &Resource, at: &At, hash_needs_source: bool) {
         if let Some(compression) = resource.compression.as_deref() {
             if !matches!(compression, "" | "gzip") {
                 self.error(&at.k("compression"), COMPRESSION_INVALID);
@@ -62,7 +73,7 @@ impl Validator {
         }
         let hash_at = at.k("verification").k("hash");
         if let Some(hash) = resource.verification.hash.as_deref() {
-            if resource.source.is_none() {
+            if hash_needs_source && resource.source.is_none() {
                 self.error(&hash_at, VERIFICATION_WITHOUT_SOURCE);
             }
             let result = self.check_hash(hash);

@@ -521,13 +521,13 @@ fn overlapping_partition(partitions: &[Partition]) -> Option<usize> {
         }
         _ => None,
     };
-    for p in partitions {
+    for (p_index, p) in partitions.iter().enumerate() {
         let Some((p_start, p_end)) = placed(p) else {
             continue;
         };
         for (index, o) in partitions.iter().enumerate() {
-            // Ignition compares by value, so two identical entries never overlap each other.
-            if o == p {
+            // Ignition's `p == o` compares pointer fields, so it only skips the entry itself.
+            if index == p_index {
                 continue;
             }
             let Some((o_start, o_end)) = placed(o) else {

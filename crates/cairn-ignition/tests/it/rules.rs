@@ -305,6 +305,7 @@ mod resources {
             ("data:;base64,aGVsbG8", "illegal base64 data"),
             ("data:foo/bar,x", "invalid media type"),
             ("data:,%2", "unexpected end"),
+            ("data:x,y", "missing media type slash"),
         ] {
             assert_error(
                 "3.6.0",
@@ -510,6 +511,18 @@ mod ignition_section {
     }
 
     #[test]
+    fn references_of_3_0_may_carry_a_hash_without_source() {
+        let body = json!({"ignition": {"config": {"merge": [{"verification": {"hash": SHA512}}]}}});
+        assert_clean("3.0.0", body.clone());
+        assert_error(
+            "3.1.0",
+            body,
+            "$.ignition.config.merge.0.verification.hash",
+            "source must be specified",
+        );
+    }
+
+    #[test]
     fn certificate_authorities_need_a_source() {
         let body = json!({"ignition": {"security": {"tls": {"certificateAuthorities": [{}]}}}});
         assert_error(
@@ -524,6 +537,9 @@ mod ignition_section {
             "$.ignition.security.tls.certificateAuthorities.0",
             "source is required",
         );
+        // One error for a bad 3.0.0 source, as Ignition reports it.
+        let body = json!({"ignition": {"security": {"tls": {"certificateAuthorities": [{"source": "ftp://x"}]}}}});
+        assert_eq!(report("3.0.0", body).errors().count(), 1);
     }
 
     #[test]
@@ -662,6 +678,12 @@ mod systemd {
                 message,
             );
         }
+        // A section name may run over lines; the message still prints as one line.
+        let report = report(
+            "3.6.0",
+            unit(json!({"name": "a.service", "contents": "[Un\nit] x\n"})),
+        );
+        assert_eq!(report.to_string().lines().count(), 1, "{report}");
         let long = format!("[Unit]\nDescription={}\n", "x".repeat(2048));
         assert_error(
             "3.6.0",
@@ -949,6 +971,14 @@ mod disks {
             partitions(
                 json!([{"number": 1, "startMiB": 5, "sizeMiB": 100}, {"number": 2, "startMiB": 10, "sizeMiB": 1}]),
             ),
+            &format!("{AT}.1"),
+            "partitions overlap",
+        );
+        // Two identical entries overlap each other too.
+        let same = json!({"number": 1, "startMiB": 10, "sizeMiB": 10});
+        assert_error(
+            "3.6.0",
+            partitions(json!([same.clone(), same])),
             &format!("{AT}.1"),
             "partitions overlap",
         );
