@@ -111,7 +111,9 @@ impl Decoder<'_> {
         out
     }
 
-    /// Runs `read` on the value of `key` if it is present and not `null`.
+    /// Runs `read` on the value of `key` if it is present and not `null`. Like Go's
+    /// `encoding/json`, a key differing only in ASCII case is read when the exact key is
+    /// absent, but it is still reported as unused (Ignition's unused-key check is exact).
     fn field<T>(
         &mut self,
         fields: &mut Fields,
@@ -119,7 +121,13 @@ impl Decoder<'_> {
         read: impl FnOnce(&mut Self, &Value) -> Option<T>,
     ) -> Option<T> {
         fields.used.push(key);
-        let value = fields.map.get(key)?;
+        let value = fields.map.get(key).or_else(|| {
+            let mut folded = fields
+                .map
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(key));
+            folded.next().map(|(_, v)| v)
+        })?;
         if value.is_null() {
             return None;
         }

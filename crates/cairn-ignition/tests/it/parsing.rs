@@ -188,3 +188,96 @@ fn reports_print_one_line_per_entry() {
         ]
     );
 }
+
+#[test]
+fn keys_match_case_insensitively_as_in_go_but_still_warn() {
+    let value = json!({"ignition": {"version": "3.0.0"}, "Storage": {"files": [{"PATH": "rel"}]}});
+    let (config, _, report) = parse_value(&value).unwrap();
+    assert_eq!(config.storage.files[0].path, "rel");
+    assert_eq!(
+        report.to_string(),
+        "error at $.storage.files.0.path: path not absolute\n\
+         warning at $.storage.files.0.PATH: unused key PATH\n\
+         warning at $.Storage: unused key Storage\n"
+    );
+}
+
+/// Strings of awkward characters in every string field Ignition parses further (URLs, data
+/// URLs, unit files, paths, hashes, GUIDs) give a report, never a panic.
+#[test]
+fn arbitrary_strings_never_panic() {
+    const PIECES: &[&str] = &[
+        "a",
+        "x",
+        "X-",
+        "/",
+        "//",
+        ".",
+        "..",
+        "%",
+        "%2",
+        "%25",
+        "%zz",
+        "[",
+        "]",
+        ":",
+        ";",
+        ",",
+        "=",
+        "\"",
+        "\\",
+        "\n",
+        "\r",
+        " ",
+        "#",
+        "?",
+        "@",
+        "é",
+        "€",
+        "😀",
+        "data:",
+        "http://",
+        "arn:aws:s3:::",
+        "s3://",
+        "base64",
+        "text/",
+        "[Unit]",
+        "A=b",
+        "sha512-",
+        "-",
+    ];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for round in 0..1000 {
+        let len = (next() % 24) as usize;
+        let mut s: String = (0..len)
+            .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+            .collect();
+        if round % 50 == 0 {
+            // Long lines around the unit lexer's 2048-byte limit and 4096-byte buffer.
+            s.push_str(&"y".repeat(1500 + (next() % 5000) as usize));
+        }
+        for version in ["3.0.0", "3.2.0", "3.4.0", "3.7.0-experimental"] {
+            let value = json!({
+                "ignition": {"version": version, "config": {"merge": [{"source": s, "httpHeaders": [{"name": s, "value": s}]}]},
+                             "proxy": {"httpProxy": s, "httpsProxy": s}},
+                "storage": {
+                    "files": [{"path": s, "contents": {"source": s, "verification": {"hash": s}}, "append": [{"source": s}]}],
+                    "links": [{"path": "/l", "target": s, "hard": true}],
+                    "disks": [{"device": s, "partitions": [{"label": s, "guid": s, "typeGuid": s}]}],
+                    "filesystems": [{"device": s, "format": "ext4", "label": s, "path": s}],
+                    "luks": [{"name": s, "device": s, "keyFile": {"source": s},
+                              "clevis": {"tang": [{"url": s, "thumbprint": s, "advertisement": s}]}}]},
+                "systemd": {"units": [{"name": s, "enabled": true, "contents": s, "dropins": [{"name": s, "contents": s}]},
+                                      {"name": format!("{s}@x.service"), "enabled": true}]}
+            });
+            let (config, _, _) = parse_value(&value).expect("a config with a version parses");
+            let _ = config.to_json(Version::LATEST);
+        }
+    }
+}
