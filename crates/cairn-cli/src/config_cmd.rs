@@ -82,6 +82,7 @@ pub fn run(args: ConfigArgs) -> Result<i32> {
             let options = Options { files_dir };
             let mut configs = Vec::new();
             let mut failed = false;
+            let mut only_warnings = true;
             for name in &names {
                 let source = read_source(name)?;
                 match cairn_provision::translate(&source, &options) {
@@ -93,11 +94,12 @@ pub fn run(args: ConfigArgs) -> Result<i32> {
                     Err(diagnostics) => {
                         report(&diagnostics);
                         failed = true;
+                        only_warnings = false;
                     }
                 }
             }
             if failed {
-                if strict {
+                if only_warnings {
                     eprintln!("error: the config is invalid (--strict makes warnings errors)");
                 }
                 return Ok(1);

@@ -8,8 +8,10 @@
 //!   filesystems by `device`; partitions by `number`, else `label`; merge and CA
 //!   sources by `source`) merge entries with the same identity field by field, and
 //!   append new ones;
-//! - other lists (SSH keys, a user's groups, kernel arguments) are joined, keeping the
-//!   first occurrence of each value.
+//! - files, directories and links share one path space (a later entry at a path replaces
+//!   the earlier one in whichever list), as do `shouldExist`/`shouldNotExist`;
+//! - `append` and the `options` lists are appended as they are; other lists (SSH keys,
+//!   a user's groups) are joined, keeping the first occurrence of each value.
 //!
 //! The result carries the highest `ignition.version` of the inputs (every input is
 //! valid at that version, since specs only add fields).
@@ -22,7 +24,8 @@ fn identity_keys(list_key: &str) -> &'static [&'static str] {
         "units" | "dropins" | "users" | "groups" | "raid" | "luks" => &["name"],
         "disks" | "filesystems" => &["device"],
         "partitions" => &["number", "label"],
-        "merge" | "certificateAuthorities" | "append" => &["source"],
+        "merge" | "certificateAuthorities" => &["source"],
+        "httpHeaders" => &["name"],
         "tang" => &["url"],
         _ => &[],
     }
@@ -37,7 +40,19 @@ fn identity<'a>(item: &'a Value, keys: &[&str]) -> Option<(usize, &'a Value)> {
     })
 }
 
+/// Lists Ignition appends to without looking for duplicates.
+fn is_plain_append(list_key: &str) -> bool {
+    matches!(
+        list_key,
+        "append" | "options" | "mountOptions" | "openOptions"
+    )
+}
+
 fn merge_list(key: &str, base: &mut Vec<Value>, child: Vec<Value>) {
+    if is_plain_append(key) {
+        base.extend(child);
+        return;
+    }
     let keys = identity_keys(key);
     for item in child {
         if !item.is_object() || keys.is_empty() {
@@ -63,7 +78,36 @@ fn merge_value(key: &str, base: &mut Value, child: Value) {
     }
 }
 
+/// Entries of `child` claim their path (or kernel argument) in every list that shares
+/// the namespace: a later file's link replaces an earlier file's file at that path.
+fn release_shared_keys(base: &mut Map<String, Value>, child: &Map<String, Value>) {
+    let groups: [(&[&str], &str); 2] = [
+        (&["files", "directories", "links"], "path"),
+        (&["shouldExist", "shouldNotExist"], ""),
+    ];
+    for (lists, field) in groups {
+        for list in lists {
+            let Some(Value::Array(items)) = child.get(*list) else {
+                continue;
+            };
+            let claimed: Vec<&Value> = items
+                .iter()
+                .map(|item| if field.is_empty() { item } else { &item[field] })
+                .collect();
+            for other in lists.iter().filter(|o| *o != list) {
+                if let Some(Value::Array(existing)) = base.get_mut(*other) {
+                    existing.retain(|item| {
+                        let id = if field.is_empty() { item } else { &item[field] };
+                        !claimed.contains(&id)
+                    });
+                }
+            }
+        }
+    }
+}
+
 fn merge_object(base: &mut Map<String, Value>, child: Map<String, Value>) {
+    release_shared_keys(base, &child);
     for (key, value) in child {
         match base.get_mut(&key) {
             Some(existing) => merge_value(&key, existing, value),
@@ -122,6 +166,34 @@ mod tests {
         assert_eq!(
             merged["passwd"]["users"][0]["sshAuthorizedKeys"],
             json!(["k1", "k2"])
+        );
+        let a = json!({"storage": {"files": [{"path": "/x", "append": [{"source": "data:,l"}]}]},
+            "kernelArguments": {"shouldExist": ["quiet"]}});
+        let b = json!({"storage": {"links": [{"path": "/x", "target": "/y"}],
+                "files": [{"path": "/z", "append": [{"source": "data:,l"}]}]},
+            "kernelArguments": {"shouldNotExist": ["quiet"]}});
+        let c = json!({"storage": {"files": [{"path": "/z", "append": [{"source": "data:,l"}]}]}});
+        let merged = merge_configs(vec![a, b, c]);
+        assert_eq!(
+            merged["storage"]["links"],
+            json!([{"path": "/x", "target": "/y"}])
+        );
+        assert_eq!(
+            merged["storage"]["files"].as_array().unwrap().len(),
+            1,
+            "{merged}"
+        );
+        assert_eq!(
+            merged["storage"]["files"][0]["append"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(merged["kernelArguments"]["shouldExist"], json!([]));
+        assert_eq!(
+            merged["kernelArguments"]["shouldNotExist"],
+            json!(["quiet"])
         );
     }
 }

@@ -80,15 +80,26 @@ impl Spec {
         )
     }
 
-    /// Whether a Butane-only feature that arrived in `fcos` `since`, and in the other
-    /// variants from their first version after it, exists here.
-    fn has(&self, fcos_since: (u32, u32, u32), others_since: (u32, u32, u32)) -> bool {
-        let since = if self.variant == "fcos" {
-            fcos_since
-        } else {
-            others_since
+    /// An fcos-only section that arrived in fcos `since`.
+    fn fcos_since(&self, since: (u32, u32, u32)) -> bool {
+        self.variant == "fcos" && self.numbers() >= since
+    }
+
+    /// `ssh_authorized_keys_local` and `contents_local` (Butane base v0_5): fcos 1.5,
+    /// flatcar and r4e 1.1, fiot from 1.0.
+    fn has_local_fields(&self) -> bool {
+        let since = match self.variant {
+            "fcos" => (1, 5, 0),
+            "fiot" => (1, 0, 0),
+            _ => (1, 1, 0),
         };
         self.numbers() >= since
+    }
+
+    /// fcos 1.0.0 (Butane base v0_1): no `local`, no trees, and inline contents as a
+    /// plain `data:` URL without `compression`.
+    fn is_base_v0_1(&self) -> bool {
+        self.variant == "fcos" && self.version == "1.0.0"
     }
 }
 
@@ -228,15 +239,30 @@ impl Ctx<'_> {
     ) -> Json {
         let mut out = Map::new();
         let resource = is_resource(json_path);
-        for (key, key_mark, value) in entries {
+        // Butane-only keys after the plain ones, so that they see `compression` and the
+        // plain `ssh_authorized_keys` whatever order the file has.
+        let butane_only = |key: &str| {
+            matches!(
+                key,
+                "inline" | "local" | "ssh_authorized_keys_local" | "contents_local"
+            )
+        };
+        let ordered = entries
+            .iter()
+            .filter(|(k, _, _)| !butane_only(k))
+            .chain(entries.iter().filter(|(k, _, _)| butane_only(k)));
+        for (key, key_mark, value) in ordered {
             let ypath = child(yaml_path, key);
             let mapped = ignition_key(key);
             let jpath = child(json_path, &mapped);
             match (key.as_str(), json_path) {
                 ("variant" | "version", "$") => continue,
-                ("boot_device", "$") if self.spec.has((1, 3, 0), (99, 0, 0)) => continue,
-                ("grub", "$") if self.spec.has((1, 5, 0), (99, 0, 0)) => continue,
-                ("trees", "$.storage") => continue,
+                ("boot_device", "$") if self.spec.fcos_since((1, 3, 0)) => continue,
+                ("grub", "$") if self.spec.fcos_since((1, 5, 0)) => continue,
+                ("trees", "$.storage") if !self.spec.is_base_v0_1() => continue,
+                ("local", _) if resource && self.spec.is_base_v0_1() => {
+                    self.warn(*key_mark, &ypath, format!("unused key {key}"));
+                }
                 ("with_mount_unit", _) if is_filesystem(json_path) => continue,
                 ("inline", _) if resource => {
                     let Some(text) = value.as_str() else {
@@ -261,7 +287,7 @@ impl Ctx<'_> {
                         child(json_path, "source"),
                         (value.mark, ypath.clone(), key.clone()),
                     );
-                    insert_data_url(&mut out, text.as_bytes());
+                    insert_data_url(&mut out, text.as_bytes(), self.spec.is_base_v0_1());
                 }
                 ("local", _) if resource => {
                     if entries.iter().any(|(k, _, _)| k == "source") {
@@ -276,11 +302,11 @@ impl Ctx<'_> {
                             child(json_path, "source"),
                             (value.mark, ypath.clone(), key.clone()),
                         );
-                        insert_data_url(&mut out, &data);
+                        insert_data_url(&mut out, &data, false);
                     }
                 }
                 ("ssh_authorized_keys_local", _)
-                    if is_user(json_path) && self.spec.has((1, 5, 0), (1, 1, 0)) =>
+                    if is_user(json_path) && self.spec.has_local_fields() =>
                 {
                     let Value::Seq(files) = &value.value else {
                         self.error(
@@ -315,7 +341,7 @@ impl Ctx<'_> {
                 }
                 ("contents_local", _)
                     if (is_unit(json_path) || is_dropin(json_path))
-                        && self.spec.has((1, 5, 0), (1, 1, 0)) =>
+                        && self.spec.has_local_fields() =>
                 {
                     if entries.iter().any(|(k, _, _)| k == "contents") {
                         self.error(
@@ -349,12 +375,36 @@ impl Ctx<'_> {
                     continue;
                 }
                 _ => {
+                    if !is_snake_case(key) {
+                        // `sshAuthorizedKeys` is Ignition's spelling, not the language's.
+                        self.warn(*key_mark, &ypath, format!("unused key {key}"));
+                        continue;
+                    }
                     if out.contains_key(&mapped) {
                         self.error(*key_mark, &ypath, format!("key {key} given twice"));
                         continue;
                     }
+                    if let ("mode", Value::Int(mode)) = (key.as_str(), &value.value) {
+                        // 644 meant as 0644: Butane's warning.
+                        let digits = mode.to_string();
+                        if *mode > 0o777
+                            && digits.len() <= 4
+                            && digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+                        {
+                            self.warn(
+                                value.mark,
+                                &ypath,
+                                "unreasonable mode would be reasonable if specified in octal; remember to add a leading zero",
+                            );
+                        }
+                    }
                     let v = self.walk(value, &ypath, &jpath, key);
-                    self.origins.insert(jpath, (*key_mark, ypath, key.clone()));
+                    // Point at a scalar's value, at a collection's key.
+                    let mark = match value.value {
+                        Value::Map(_) | Value::Seq(_) => *key_mark,
+                        _ => value.mark,
+                    };
+                    self.origins.insert(jpath, (mark, ypath, key.clone()));
                     out.insert(mapped, v);
                 }
             }
@@ -431,9 +481,16 @@ impl Ctx<'_> {
                 match entry {
                     TreeEntry::File { data, executable } => {
                         let files = storage_list(config, "files");
-                        let (url, compression) = sugar::make_data_url(&data, None, true);
+                        let existing_compression = files
+                            .iter()
+                            .find(|f| f["path"] == path.as_str())
+                            .and_then(|f| f["contents"]["compression"].as_str())
+                            .map(str::to_owned);
+                        let (url, compression) =
+                            sugar::make_data_url(&data, existing_compression.as_deref(), true);
                         let source = Json::String(url);
-                        let compression = Json::String(compression.unwrap_or_default());
+                        let compression =
+                            Json::String(compression.or(existing_compression).unwrap_or_default());
                         if let Some(existing) =
                             files.iter_mut().find(|f| f["path"] == path.as_str())
                         {
@@ -568,7 +625,14 @@ pub fn resolve_local(dir: &Path, name: &str) -> Result<PathBuf, String> {
 
 /// Sets `source` to a `data:` URL of `data` chosen as Butane chooses it (percent
 /// encoding, base64, or gzip when that is shorter) and `compression` to match.
-fn insert_data_url(out: &mut Map<String, Json>, data: &[u8]) {
+/// With `plain` (fcos 1.0.0), a percent-encoded URL and no `compression`, as Butane's
+/// first base spec wrote it.
+fn insert_data_url(out: &mut Map<String, Json>, data: &[u8], plain: bool) {
+    if plain {
+        let (url, _) = sugar::make_data_url(data, Some("none"), false);
+        out.insert("source".into(), Json::String(url));
+        return;
+    }
     let given = out
         .get("compression")
         .and_then(Json::as_str)
@@ -578,6 +642,17 @@ fn insert_data_url(out: &mut Map<String, Json>, data: &[u8]) {
     if let Some(compression) = compression {
         out.insert("compression".into(), Json::String(compression));
     }
+}
+
+/// `lower_snake_case`: the only spelling of the language's keys.
+fn is_snake_case(key: &str) -> bool {
+    !key.is_empty()
+        && key.split('_').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
 }
 
 fn is_resource(json_path: &str) -> bool {
@@ -816,13 +891,13 @@ pub fn translate(source: &Source, options: &Options) -> Result<Translated, Vec<D
             ),
         }
     }
-    let (errors, warnings): (Vec<_>, Vec<_>) =
-        ctx.diagnostics.into_iter().partition(Diagnostic::is_error);
-    if !errors.is_empty() {
-        let mut all = errors;
-        all.extend(warnings);
-        return Err(all);
+    // In the order of the file, as the user reads it.
+    ctx.diagnostics
+        .sort_by_key(|d| (d.mark.line, d.mark.column, !d.is_error()));
+    if ctx.diagnostics.iter().any(Diagnostic::is_error) {
+        return Err(ctx.diagnostics);
     }
+    let warnings = ctx.diagnostics;
     Ok(Translated {
         spec,
         config,

@@ -162,7 +162,10 @@ enum Frame {
 
 /// Nodes a document may hold once aliases are expanded: a "billion laughs" document
 /// of a few lines must not exhaust memory.
-const MAX_NODES: usize = 2_000_000;
+const MAX_NODES: usize = 1_000_000;
+
+/// Nesting any real config stays far below; deeper input would only exhaust the stack.
+const MAX_DEPTH: usize = 128;
 
 fn count_nodes(node: &Node) -> usize {
     1 + match &node.value {
@@ -237,6 +240,12 @@ impl MarkedEventReceiver for Builder {
                 };
                 self.push_node(Node { value, mark }, anchor);
             }
+            Event::SequenceStart(..) | Event::MappingStart(..) if self.stack.len() >= MAX_DEPTH => {
+                self.error = Some(SyntaxError {
+                    mark,
+                    message: format!("nesting deeper than {MAX_DEPTH} levels"),
+                });
+            }
             Event::SequenceStart(anchor, _) => {
                 self.stack.push(Frame::Seq(Vec::new(), mark, anchor))
             }
@@ -256,6 +265,14 @@ impl MarkedEventReceiver for Builder {
             }
             Event::MappingEnd => {
                 if let Some(Frame::Map(entries, mark, anchor, _)) = self.stack.pop() {
+                    // A block mapping's event comes after its first key; point at that key.
+                    let mark = entries.first().map_or(mark, |(_, key_mark, _)| {
+                        if (key_mark.line, key_mark.column) < (mark.line, mark.column) {
+                            *key_mark
+                        } else {
+                            mark
+                        }
+                    });
                     self.push_node(
                         Node {
                             value: Value::Map(entries),
@@ -297,10 +314,21 @@ impl MarkedEventReceiver for Builder {
 pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
-    parser.load(&mut builder, true).map_err(|e| SyntaxError {
-        mark: Mark::from(*e.marker()),
-        message: e.info().to_owned(),
-    })?;
+    // Pull events one at a time: the parser's own `load` recurses once per nesting
+    // level and overflows the stack on deep input before any limit could apply.
+    loop {
+        let (event, marker) = parser.next_token().map_err(|e| SyntaxError {
+            mark: Mark::from(*e.marker()),
+            message: e.info().to_owned(),
+        })?;
+        if event == Event::StreamEnd {
+            break;
+        }
+        builder.on_event(event, marker);
+        if builder.error.is_some() {
+            break;
+        }
+    }
     if let Some(error) = builder.error {
         return Err(error);
     }
@@ -371,6 +399,8 @@ mod tests {
             let prev = format!("*a{}", i - 1);
             bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![prev; 10].join(", ")));
         }
+        let deep = format!("x:\n{}", "- ".repeat(10_000));
+        assert!(parse(&deep).unwrap_err().message.contains("nesting deeper"));
         let e = parse(&bomb).unwrap_err();
         assert!(e.message.contains("aliases expand"), "{e:?}");
         let doc = parse("x: &a {k: 1}\ny: *a\n").unwrap();
