@@ -264,8 +264,15 @@ impl Ctx<'_> {
                     self.warn(*key_mark, &ypath, format!("unused key {key}"));
                 }
                 ("with_mount_unit", _) if is_filesystem(json_path) => continue,
+                ("inline", _) if resource && value.value == Value::Null => continue,
                 ("inline", _) if resource => {
-                    let Some(text) = value.as_str() else {
+                    // A plain scalar is text here whatever it looks like (`inline: 1`).
+                    let text = match (&value.value, &value.plain) {
+                        (Value::Str(s), _) => Some(s.as_str()),
+                        (Value::Seq(_) | Value::Map(_), _) => None,
+                        (_, plain) => plain.as_deref(),
+                    };
+                    let Some(text) = text else {
                         self.error(
                             value.mark,
                             &ypath,
@@ -861,7 +868,34 @@ pub fn translate(source: &Source, options: &Options) -> Result<Translated, Vec<D
         }
     }
     if !ctx.diagnostics.iter().any(Diagnostic::is_error) {
-        match cairn_ignition::parse_value(&config) {
+        let mut parsed = cairn_ignition::parse_value(&config);
+        // A plain scalar is read as the type its field expects, as Butane's YAML
+        // library does: `inline: 1` is "1", `enabled: yes` is true, `size_mib: 1e3` is 1000.
+        for _ in 0..4 {
+            let Ok((_, _, report)) = &parsed else { break };
+            let fixes: Vec<(Vec<cairn_ignition::PathElem>, Json)> = report
+                .entries
+                .iter()
+                .filter_map(|entry| {
+                    let origin = ctx.origins.get(&json_path_string(&entry.path))?;
+                    let node = node_at_yaml_path(&root, &origin.1)?;
+                    Some((
+                        entry.path.clone(),
+                        coerce(&entry.message, node.plain.as_deref()?)?,
+                    ))
+                })
+                .collect();
+            if fixes.is_empty() {
+                break;
+            }
+            for (path, value) in fixes {
+                if let Some(slot) = json_at_mut(&mut config, &path) {
+                    *slot = value;
+                }
+            }
+            parsed = cairn_ignition::parse_value(&config);
+        }
+        match parsed {
             Ok((typed, version, report)) => {
                 // Written from the typed model: keys Ignition does not know (reported
                 // as unused above) do not reach the output, as with Butane.
@@ -905,6 +939,55 @@ pub fn translate(source: &Source, options: &Options) -> Result<Translated, Vec<D
     })
 }
 
+/// The value a plain scalar's text has as the type a type error says was expected.
+fn coerce(message: &str, raw: &str) -> Option<Json> {
+    if message.starts_with("expected a string, found") {
+        return Some(Json::String(raw.to_owned()));
+    }
+    if message.starts_with("expected a boolean, found") {
+        return match raw.to_ascii_lowercase().as_str() {
+            "y" | "yes" | "on" | "true" => Some(Json::Bool(true)),
+            "n" | "no" | "off" | "false" => Some(Json::Bool(false)),
+            _ => None,
+        };
+    }
+    if message.starts_with("expected an integer, found") {
+        let digits = raw.replace('_', "");
+        if let Ok(i) = digits.parse::<i64>() {
+            return Some(Json::from(i));
+        }
+        let f = digits.parse::<f64>().ok()?;
+        if f.fract() == 0.0 && f.abs() < 9.0e15 {
+            return Some(Json::from(f as i64));
+        }
+    }
+    None
+}
+
+/// The YAML node at a `$.a.0.b` path, if there is one.
+fn node_at_yaml_path<'a>(root: &'a Node, path: &str) -> Option<&'a Node> {
+    let mut node = root;
+    for part in path.strip_prefix('$')?.split('.').skip(1) {
+        node = match &node.value {
+            Value::Map(_) => node.get(part)?,
+            Value::Seq(items) => items.get(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
+fn json_at_mut<'a>(value: &'a mut Json, path: &[cairn_ignition::PathElem]) -> Option<&'a mut Json> {
+    let mut value = value;
+    for elem in path {
+        value = match elem {
+            cairn_ignition::PathElem::Key(k) => value.get_mut(k.as_str())?,
+            cairn_ignition::PathElem::Index(i) => value.get_mut(*i)?,
+        };
+    }
+    Some(value)
+}
+
 /// The origin of a JSON path, or of its nearest ancestor that has one.
 fn nearest_origin(
     origins: &HashMap<String, (Mark, String, String)>,
@@ -935,6 +1018,31 @@ mod tests {
         assert_eq!(ignition_key("type_guid"), "typeGuid");
         assert_eq!(ignition_key("wipe_filesystem"), "wipeFilesystem");
         assert_eq!(ignition_key("path"), "path");
+    }
+
+    #[test]
+    fn plain_scalars_take_the_type_their_field_expects() {
+        let text = "variant: fcos\nversion: 1.6.0\npasswd:\n  users:\n    - name: 1000\n      password_hash: 12345\nstorage:\n  files:\n    - path: /etc/x\n      contents:\n        inline: 1\n  disks:\n    - device: /dev/sdb\n      wipe_table: true\n      partitions:\n        - label: p\n          size_mib: 1e3\nsystemd:\n  units:\n    - name: a.service\n      enabled: yes\n";
+        let source = Source {
+            name: "t.bu".into(),
+            text: text.into(),
+        };
+        let t = translate(&source, &Options::default()).unwrap();
+        let c = &t.config;
+        assert_eq!(c["passwd"]["users"][0]["name"], "1000");
+        assert_eq!(c["passwd"]["users"][0]["passwordHash"], "12345");
+        assert_eq!(c["storage"]["files"][0]["contents"]["source"], "data:,1");
+        assert_eq!(c["storage"]["disks"][0]["partitions"][0]["sizeMiB"], 1000);
+        assert_eq!(c["systemd"]["units"][0]["enabled"], true);
+        let quoted = Source {
+            name: "t.bu".into(),
+            text: text.replace("enabled: yes", "enabled: 'yes'"),
+        };
+        let errors = translate(&quoted, &Options::default()).unwrap_err();
+        assert!(
+            errors[0].message.contains("expected a boolean"),
+            "{errors:?}"
+        );
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub enum Value {
 pub struct Node {
     pub value: Value,
     pub mark: Mark,
+    /// The text of a plain (unquoted) scalar, for reading it as the type a field
+    /// expects, as Butane's YAML library does (`inline: 1` is the string "1").
+    pub plain: Option<String>,
 }
 
 impl Node {
@@ -233,12 +236,12 @@ impl MarkedEventReceiver for Builder {
         self.nodes += 1;
         match event {
             Event::Scalar(text, style, anchor, _tag) => {
-                let value = if style == TScalarStyle::Plain {
-                    resolve_plain(&text)
+                let (value, plain) = if style == TScalarStyle::Plain {
+                    (resolve_plain(&text), Some(text))
                 } else {
-                    Value::Str(text)
+                    (Value::Str(text), None)
                 };
-                self.push_node(Node { value, mark }, anchor);
+                self.push_node(Node { value, mark, plain }, anchor);
             }
             Event::SequenceStart(..) | Event::MappingStart(..) if self.stack.len() >= MAX_DEPTH => {
                 self.error = Some(SyntaxError {
@@ -258,6 +261,7 @@ impl MarkedEventReceiver for Builder {
                         Node {
                             value: Value::Seq(items),
                             mark,
+                            plain: None,
                         },
                         anchor,
                     );
@@ -277,6 +281,7 @@ impl MarkedEventReceiver for Builder {
                         Node {
                             value: Value::Map(entries),
                             mark,
+                            plain: None,
                         },
                         anchor,
                     );
@@ -336,6 +341,7 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
         0 => Ok(Node {
             value: Value::Null,
             mark: Mark { line: 1, column: 1 },
+            plain: None,
         }),
         1 => Ok(builder.documents.remove(0)),
         _ => Err(SyntaxError {
