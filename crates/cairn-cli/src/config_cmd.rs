@@ -33,6 +33,8 @@ enum Verb {
         /// YAML files, or - for stdin (the default).
         files: Vec<String>,
     },
+    /// Print the JSON Schema of the YAML language (for editors).
+    Schema,
     /// Check an Ignition JSON config or a YAML config; print every finding.
     Validate {
         #[arg(long, short = 's')]
@@ -125,6 +127,12 @@ pub fn run(args: ConfigArgs) -> Result<i32> {
                     .with_context(|| format!("write {}", path.display()))?,
                 None => std::io::stdout().lock().write_all(json.as_bytes())?,
             }
+            Ok(0)
+        }
+        Verb::Schema => {
+            std::io::stdout()
+                .lock()
+                .write_all(cairn_provision::schema::yaml_schema_text().as_bytes())?;
             Ok(0)
         }
         Verb::Validate {

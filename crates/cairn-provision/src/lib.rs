@@ -6,6 +6,7 @@
 
 pub mod diagnostic;
 pub mod merge;
+pub mod schema;
 pub mod sugar;
 pub mod translate;
 pub mod yaml;
