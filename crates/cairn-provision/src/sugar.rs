@@ -2486,7 +2486,7 @@ mod tests {
     /// Butane v0.23.0's output for `examples_NN.bu`.
     fn butane_output(case: &str) -> Value {
         let path = format!(
-            "{}/../../../shared/data/butane-examples/cases/examples_{case}.ign",
+            "{}/tests/data/butane-examples/cases/examples_{case}.ign",
             env!("CARGO_MANIFEST_DIR")
         );
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -8,7 +8,7 @@ use std::process::Command;
 use crate::support::*;
 
 fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/butane-examples")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../cairn-provision/tests/data/butane-examples")
 }
 
 fn files_dir(tmp: &Path) -> PathBuf {

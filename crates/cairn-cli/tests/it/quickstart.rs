@@ -14,7 +14,7 @@ fn quickstart_runs_end_to_end() {
     assert_eq!(out.matches(": all good").count(), 3, "{out}");
     assert!(out.contains("VERSION_ID=2"), "{out}");
     assert!(out.contains("fcos 1.6.0 → Ignition 3.5.0"), "{out}");
-    assert!(out.contains("typo.bu:10:7"), "{out}");
+    assert!(out.contains("typo.bu:10:13"), "{out}");
     let ignition: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("machine.ign")).unwrap()).unwrap();
     assert_eq!(

@@ -1,5 +1,5 @@
 //! Every example of Butane's documentation translates to the JSON Butane v0.23.0 wrote
-//! for it (../shared/data/butane-examples), compared semantically: `data:` URLs are
+//! for it (tests/data/butane-examples, from ../shared/data), compared semantically: `data:` URLs are
 //! decoded (and gunzipped) before comparing, since the encoding is a free choice.
 
 use std::fs;
@@ -10,7 +10,7 @@ use cairn_provision::{translate, Options, Source};
 use serde_json::Value;
 
 fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/butane-examples")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/butane-examples")
 }
 
 fn decode_data_url(url: &str) -> Option<Vec<u8>> {

@@ -92,7 +92,7 @@ fn seeds() -> Vec<Vec<u8>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out = Vec::new();
     for dir in [
-        root.join("../../../shared/data/butane-examples/cases"),
+        root.join("tests/data/butane-examples/cases"),
         root.join("tests/data/errors"),
     ] {
         if let Ok(entries) = fs::read_dir(dir) {
