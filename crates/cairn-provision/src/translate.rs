@@ -327,10 +327,11 @@ impl Ctx<'_> {
                     for (i, file) in files.iter().enumerate() {
                         if let Some(data) = self.read_local(file, &child(&ypath, &i.to_string())) {
                             let text = String::from_utf8_lossy(&data).into_owned();
+                            // As Butane: one key per line (\n or \r\n), empty lines skipped.
                             keys.extend(
-                                text.lines()
-                                    .map(str::trim)
-                                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                                text.split('\n')
+                                    .map(|l| l.strip_suffix('\r').unwrap_or(l))
+                                    .filter(|l| !l.is_empty())
                                     .map(|l| Json::String(l.to_owned())),
                             );
                         }
@@ -579,6 +580,10 @@ fn walk_dir(base: &Path, dir: &Path, out: &mut Vec<(String, TreeEntry)>) -> std:
                     executable: meta.permissions().mode() & 0o111 != 0,
                 },
             ));
+        } else {
+            return Err(std::io::Error::other(format!(
+                "{rel} is not a regular file, directory or symlink"
+            )));
         }
     }
     Ok(())

@@ -105,6 +105,29 @@ pub struct SyntaxError {
     pub message: String,
 }
 
+/// YAML merge keys (`<<: *base`, `<<: [*a, *b]`): the merged mappings' keys that the
+/// mapping does not set itself are added, the first merged mapping winning.
+fn expand_merge_keys(entries: &mut Vec<(String, Mark, Node)>) {
+    let Some(at) = entries.iter().position(|(k, _, _)| k == "<<") else {
+        return;
+    };
+    let (_, _, merged) = entries.remove(at);
+    let sources = match merged.value {
+        Value::Map(_) => vec![merged],
+        Value::Seq(items) => items,
+        _ => Vec::new(),
+    };
+    for source in sources {
+        if let Value::Map(extra) = source.value {
+            for entry in extra {
+                if !entries.iter().any(|(k, _, _)| *k == entry.0) {
+                    entries.push(entry);
+                }
+            }
+        }
+    }
+}
+
 /// Resolves a plain scalar to its type.
 fn resolve_plain(text: &str) -> Value {
     match text {
@@ -235,8 +258,12 @@ impl MarkedEventReceiver for Builder {
         let mark = Mark::from(marker);
         self.nodes += 1;
         match event {
-            Event::Scalar(text, style, anchor, _tag) => {
-                let (value, plain) = if style == TScalarStyle::Plain {
+            Event::Scalar(text, style, anchor, tag) => {
+                // `!!str 12` is the string "12".
+                let tagged_str = tag
+                    .as_ref()
+                    .is_some_and(|t| t.suffix == "str" || t.suffix.ends_with(":str"));
+                let (value, plain) = if style == TScalarStyle::Plain && !tagged_str {
                     (resolve_plain(&text), Some(text))
                 } else {
                     (Value::Str(text), None)
@@ -268,7 +295,8 @@ impl MarkedEventReceiver for Builder {
                 }
             }
             Event::MappingEnd => {
-                if let Some(Frame::Map(entries, mark, anchor, _)) = self.stack.pop() {
+                if let Some(Frame::Map(mut entries, mark, anchor, _)) = self.stack.pop() {
+                    expand_merge_keys(&mut entries);
                     // A block mapping's event comes after its first key; point at that key.
                     let mark = entries.first().map_or(mark, |(_, key_mark, _)| {
                         if (key_mark.line, key_mark.column) < (mark.line, mark.column) {
@@ -400,6 +428,12 @@ mod tests {
         assert!(e.message.contains("duplicate key"));
         let e = parse("a: [1, 2\n").unwrap_err();
         assert!(e.mark.line >= 1, "{e:?}");
+        let doc = parse("base: &b {a: 1, b: 2}\nx:\n  <<: *b\n  b: 3\ny: !!str 12\n").unwrap();
+        let x = doc.get("x").unwrap();
+        assert_eq!(x.get("a").unwrap().value, Value::Int(1));
+        assert_eq!(x.get("b").unwrap().value, Value::Int(3));
+        assert!(x.get("<<").is_none());
+        assert_eq!(doc.get("y").unwrap().value, Value::Str("12".into()));
         let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..10 {
             let prev = format!("*a{}", i - 1);
