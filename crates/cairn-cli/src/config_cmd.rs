@@ -109,9 +109,13 @@ pub fn run(args: ConfigArgs) -> Result<i32> {
             let config = if configs.len() == 1 {
                 configs.remove(0)
             } else {
+                let inputs: Vec<(String, serde_json::Value)> =
+                    names.iter().cloned().zip(configs.iter().cloned()).collect();
                 let merged = cairn_provision::merge::merge_configs(configs);
-                if let Err(e) = check_merged(&merged, strict) {
-                    eprintln!("error: the merged config is invalid: {e}");
+                if let Err(problems) = check_merged(&merged, &inputs, strict) {
+                    for p in problems {
+                        eprintln!("{p}");
+                    }
                     return Ok(1);
                 }
                 merged
@@ -158,19 +162,59 @@ pub fn run(args: ConfigArgs) -> Result<i32> {
     }
 }
 
-fn check_merged(config: &serde_json::Value, strict: bool) -> Result<(), String> {
-    let (_, _, report) = cairn_ignition::parse_value(config).map_err(|e| e.to_string())?;
+/// Validates the merged config; each finding names the input files that set its path
+/// (every file was valid alone, so the conflict is between them).
+fn check_merged(
+    config: &serde_json::Value,
+    inputs: &[(String, serde_json::Value)],
+    strict: bool,
+) -> Result<(), Vec<String>> {
+    let (_, _, report) =
+        cairn_ignition::parse_value(config).map_err(|e| vec![format!("error: {e}")])?;
     let bad: Vec<String> = report
         .entries
         .iter()
         .filter(|e| strict || matches!(e.severity, cairn_ignition::Severity::Error))
-        .map(|e| e.to_string())
+        .map(|e| {
+            let pointer: String = e
+                .path
+                .iter()
+                .map(|p| match p {
+                    cairn_ignition::PathElem::Key(k) => format!("/{k}"),
+                    cairn_ignition::PathElem::Index(i) => format!("/{i}"),
+                })
+                .collect();
+            // The entry's identity (its path or name) is what files share, not its index.
+            let entry = config.pointer(&pointer);
+            let identity = entry
+                .and_then(|v| v.get("path").or_else(|| v.get("name")).or(Some(v)))
+                .cloned();
+            let from: Vec<&str> = inputs
+                .iter()
+                .filter(|(_, c)| identity.as_ref().is_some_and(|id| contains(c, id)))
+                .map(|(name, _)| name.as_str())
+                .collect();
+            if from.is_empty() {
+                format!("{e} (in the merged config)")
+            } else {
+                format!("{e} (in the merged config, from {})", from.join(", "))
+            }
+        })
         .collect();
     if bad.is_empty() {
         Ok(())
     } else {
-        Err(bad.join("; "))
+        Err(bad)
     }
+}
+
+fn contains(haystack: &serde_json::Value, needle: &serde_json::Value) -> bool {
+    haystack == needle
+        || match haystack {
+            serde_json::Value::Object(m) => m.values().any(|v| contains(v, needle)),
+            serde_json::Value::Array(a) => a.iter().any(|v| contains(v, needle)),
+            _ => false,
+        }
 }
 
 /// Ignition JSON: every finding as `FILE: error at $.path: message`.

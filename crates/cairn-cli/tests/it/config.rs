@@ -95,6 +95,27 @@ fn translate_flags_exit_codes_and_merging() {
     assert_eq!(files[0]["mode"], 0o600, "the later file wins");
     assert_eq!(files[0]["contents"]["source"], "data:,hello");
 
+    // Files valid alone can conflict once merged: the message names the file.
+    let disk = |n: u32| {
+        format!("variant: fcos\nversion: 1.4.0\nstorage:\n  disks:\n    - device: /dev/sdb\n      partitions:\n        - number: {n}\n          label: data\n")
+    };
+    let (one, two) = (tmp.path().join("one.bu"), tmp.path().join("two.bu"));
+    fs::write(&one, disk(1)).unwrap();
+    fs::write(&two, disk(2)).unwrap();
+    let out = cairn(&[
+        "config",
+        "translate",
+        one.to_str().unwrap(),
+        two.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr(&out).contains("same partition label") && stderr(&out).contains("two.bu"),
+        "{}",
+        stderr(&out)
+    );
+
     // A warning passes, unless --strict; an error fails with 1 and names the line.
     let warn = tmp.path().join("warn.bu");
     fs::write(
