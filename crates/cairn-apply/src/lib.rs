@@ -1,0 +1,6 @@
+//! cairn's applier: an Ignition config applied to a target root, all or nothing.
+//!
+//! Work in progress (issue 6). What exists: `fetch`, which resolves every resource of a
+//! config into verified bytes before anything in the root changes. See ARCHITECTURE.md.
+
+pub mod fetch;

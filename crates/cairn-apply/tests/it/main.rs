@@ -1,0 +1,3 @@
+//! cairn-apply's integration tests.
+
+mod fetch;
