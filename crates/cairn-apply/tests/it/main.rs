@@ -1,3 +1,4 @@
 //! cairn-apply's integration tests.
 
 mod fetch;
+mod txn;
