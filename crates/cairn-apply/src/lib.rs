@@ -5,4 +5,5 @@
 //! journalled all-or-nothing switch of files, directories and symlinks. See ARCHITECTURE.md.
 
 pub mod fetch;
+pub mod passwd;
 pub mod txn;

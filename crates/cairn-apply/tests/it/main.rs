@@ -1,4 +1,5 @@
 //! cairn-apply's integration tests.
 
 mod fetch;
+mod passwd;
 mod txn;
