@@ -14,109 +14,10 @@
 //!   a user's groups) are joined, keeping the first occurrence of each value.
 //!
 //! The result carries the highest `ignition.version` of the inputs (every input is
-//! valid at that version, since specs only add fields).
+//! valid at that version, since specs only add fields). The merge is implemented once,
+//! in `sugar::merge_ignition`, which the variant sugar also uses.
 
 use serde_json::{Map, Value};
-
-fn identity_keys(list_key: &str) -> &'static [&'static str] {
-    match list_key {
-        "files" | "directories" | "links" => &["path"],
-        "units" | "dropins" | "users" | "groups" | "raid" | "luks" => &["name"],
-        "disks" | "filesystems" => &["device"],
-        "partitions" => &["number", "label"],
-        "merge" | "certificateAuthorities" => &["source"],
-        "httpHeaders" => &["name"],
-        "tang" => &["url"],
-        _ => &[],
-    }
-}
-
-/// The first identity field an entry has: (which of `keys`, its value).
-fn identity<'a>(item: &'a Value, keys: &[&str]) -> Option<(usize, &'a Value)> {
-    keys.iter().enumerate().find_map(|(i, key)| {
-        item.get(key)
-            .filter(|v| !(v.is_null() || (*key == "number" && v.as_u64() == Some(0))))
-            .map(|v| (i, v))
-    })
-}
-
-/// Lists Ignition appends to without looking for duplicates.
-fn is_plain_append(list_key: &str) -> bool {
-    matches!(
-        list_key,
-        "append" | "options" | "mountOptions" | "openOptions"
-    )
-}
-
-fn merge_list(key: &str, base: &mut Vec<Value>, child: Vec<Value>) {
-    if is_plain_append(key) {
-        base.extend(child);
-        return;
-    }
-    let keys = identity_keys(key);
-    for item in child {
-        if !item.is_object() || keys.is_empty() {
-            if !base.contains(&item) {
-                base.push(item);
-            }
-            continue;
-        }
-        let found = identity(&item, keys)
-            .and_then(|(k, v)| base.iter().position(|b| identity(b, keys) == Some((k, v))));
-        match found {
-            Some(i) => merge_value(key, &mut base[i], item),
-            None => base.push(item),
-        }
-    }
-}
-
-fn merge_value(key: &str, base: &mut Value, child: Value) {
-    match (base, child) {
-        (Value::Object(b), Value::Object(c)) => merge_object(b, c),
-        (Value::Array(b), Value::Array(c)) => merge_list(key, b, c),
-        (b, c) => *b = c,
-    }
-}
-
-/// Entries of `child` claim their path (or kernel argument) in every list that shares
-/// the namespace: a later file's link replaces an earlier file's file at that path.
-fn release_shared_keys(base: &mut Map<String, Value>, child: &Map<String, Value>) {
-    let groups: [(&[&str], &str); 2] = [
-        (&["files", "directories", "links"], "path"),
-        (&["shouldExist", "shouldNotExist"], ""),
-    ];
-    for (lists, field) in groups {
-        for list in lists {
-            let Some(Value::Array(items)) = child.get(*list) else {
-                continue;
-            };
-            let claimed: Vec<&Value> = items
-                .iter()
-                .map(|item| if field.is_empty() { item } else { &item[field] })
-                .collect();
-            for other in lists.iter().filter(|o| *o != list) {
-                if let Some(Value::Array(existing)) = base.get_mut(*other) {
-                    existing.retain(|item| {
-                        let id = if field.is_empty() { item } else { &item[field] };
-                        !claimed.contains(&id)
-                    });
-                }
-            }
-        }
-    }
-}
-
-fn merge_object(base: &mut Map<String, Value>, child: Map<String, Value>) {
-    release_shared_keys(base, &child);
-    for (key, value) in child {
-        match base.get_mut(&key) {
-            Some(existing) => merge_value(&key, existing, value),
-            None => {
-                base.insert(key, value);
-            }
-        }
-    }
-}
 
 fn version_of(config: &Value) -> (u32, u32, u32) {
     let text = config["ignition"]["version"].as_str().unwrap_or("0.0.0");
@@ -128,15 +29,17 @@ fn version_of(config: &Value) -> (u32, u32, u32) {
     )
 }
 
-/// Merges `configs` in order; the later wins where they conflict.
+/// Merges `configs` in order; the later wins where they conflict. The merge itself is
+/// Ignition's, the one the variant sugar merges its rendered sections with.
 pub fn merge_configs(configs: Vec<Value>) -> Value {
-    let version = configs
-        .iter()
-        .max_by_key(|c| version_of(c))
+    let newest = configs.iter().max_by_key(|c| version_of(c)).cloned();
+    let version = newest
+        .as_ref()
         .and_then(|c| c["ignition"]["version"].as_str().map(str::to_owned));
+    let old_clevis = newest.as_ref().is_some_and(|c| version_of(c) <= (3, 2, 0));
     let mut result = Value::Object(Map::new());
     for config in configs {
-        merge_value("", &mut result, config);
+        result = crate::sugar::merge_ignition(result, config, old_clevis);
     }
     if let (Some(version), Some(ignition)) = (version, result.get_mut("ignition")) {
         ignition["version"] = Value::String(version);
@@ -190,7 +93,10 @@ mod tests {
                 .len(),
             2
         );
-        assert_eq!(merged["kernelArguments"]["shouldExist"], json!([]));
+        assert!(
+            merged["kernelArguments"].get("shouldExist").is_none(),
+            "{merged}"
+        );
         assert_eq!(
             merged["kernelArguments"]["shouldNotExist"],
             json!(["quiet"])

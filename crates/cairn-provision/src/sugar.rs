@@ -1338,6 +1338,14 @@ enum Kind {
     Header,
     Unit,
     Dropin,
+    Passwd,
+    /// Users and groups (keyed by name).
+    Account,
+    IgnitionSection,
+    IgnitionConfig,
+    Security,
+    Tls,
+    KernelArguments,
     Other,
 }
 
@@ -1369,6 +1377,9 @@ fn list_rule(kind: Kind, field: &str) -> ListRule {
         (Kind::Resource, "httpHeaders") => ListRule::Keyed(Kind::Header),
         (Kind::Systemd, "units") => ListRule::Keyed(Kind::Unit),
         (Kind::Unit, "dropins") => ListRule::Keyed(Kind::Dropin),
+        (Kind::Passwd, "users" | "groups") => ListRule::Keyed(Kind::Account),
+        (Kind::IgnitionConfig, "merge") => ListRule::Keyed(Kind::Resource),
+        (Kind::Tls, "certificateAuthorities") => ListRule::Keyed(Kind::Resource),
         _ => ListRule::Values,
     }
 }
@@ -1377,6 +1388,13 @@ fn child_kind(kind: Kind, field: &str) -> Kind {
     match (kind, field) {
         (Kind::Root, "storage") => Kind::Storage,
         (Kind::Root, "systemd") => Kind::Systemd,
+        (Kind::Root, "passwd") => Kind::Passwd,
+        (Kind::Root, "ignition") => Kind::IgnitionSection,
+        (Kind::Root, "kernelArguments") => Kind::KernelArguments,
+        (Kind::IgnitionSection, "config") => Kind::IgnitionConfig,
+        (Kind::IgnitionSection, "security") => Kind::Security,
+        (Kind::Security, "tls") => Kind::Tls,
+        (Kind::IgnitionConfig, "replace") => Kind::Resource,
         (Kind::Luks, "clevis") => Kind::Clevis,
         (Kind::Luks, "keyFile") | (Kind::File, "contents") => Kind::Resource,
         _ => Kind::Other,
@@ -1392,7 +1410,10 @@ fn item_key(kind: Kind, item: &Value) -> String {
     };
     match kind {
         Kind::Disk | Kind::Filesystem => s("device"),
-        Kind::Raid | Kind::Luks | Kind::Unit | Kind::Dropin | Kind::Header => s("name"),
+        Kind::Raid | Kind::Luks | Kind::Unit | Kind::Dropin | Kind::Header | Kind::Account => {
+            s("name")
+        }
+        Kind::Resource => s("source"),
         Kind::Tang => s("url"),
         Kind::File | Kind::Node => s("path"),
         Kind::Partition => {
@@ -1417,6 +1438,14 @@ fn item_key(kind: Kind, item: &Value) -> String {
     }
 }
 
+/// Ignition's config merge, `child` over `parent` (also what `merge` uses to join several
+/// files). `ign_3_2_or_older`: the result's spec treats LUKS clevis as replaced whole.
+pub(crate) fn merge_ignition(parent: Value, child: Value, ign_3_2_or_older: bool) -> Value {
+    let mut out = child;
+    merge_into(&mut out, parent, &MergeMode { ign_3_2_or_older });
+    out
+}
+
 /// Merges `parent` under `*ign` (the child).
 fn merge_into(ign: &mut Value, parent: Value, mode: &MergeMode) {
     let child = std::mem::take(ign);
@@ -1434,13 +1463,24 @@ fn merge_struct(
     mode: &MergeMode,
 ) -> Map<String, Value> {
     child.retain(|_, v| !v.is_null());
-    // Files, directories and links share one key space (Ignition's "Node" handle).
-    let node_owner: HashMap<String, &'static str> = if kind == Kind::Storage {
+    // Files, directories and links share one key space (Ignition's "Node" handle), as
+    // do the two lists of kernel arguments.
+    let shared_lists: &[&'static str] = match kind {
+        Kind::Storage => &["directories", "files", "links"],
+        Kind::KernelArguments => &["shouldExist", "shouldNotExist"],
+        _ => &[],
+    };
+    let node_owner: HashMap<String, &'static str> = if !shared_lists.is_empty() {
         let mut owner = HashMap::new();
-        for list in ["directories", "files", "links"] {
+        for &list in shared_lists {
             if let Some(items) = child.get(list).and_then(Value::as_array) {
                 for item in items {
-                    owner.insert(item_key(Kind::File, item), list);
+                    let key = if kind == Kind::Storage {
+                        item_key(Kind::File, item)
+                    } else {
+                        item_key(Kind::Other, item)
+                    };
+                    owner.insert(key, list);
                 }
             }
         }
@@ -1450,8 +1490,7 @@ fn merge_struct(
     };
     let mut result = Map::new();
     for (field, pv) in parent {
-        let node_list =
-            kind == Kind::Storage && matches!(field.as_str(), "directories" | "files" | "links");
+        let node_list = shared_lists.contains(&field.as_str());
         let mut cv = child.remove(&field);
         if node_list && cv.is_none() && pv.is_array() {
             // the child may hold the same paths under another node type
