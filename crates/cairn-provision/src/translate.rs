@@ -488,7 +488,9 @@ impl Ctx<'_> {
                 let origin = (local.mark, child(&ypath, "local"), "local".to_owned());
                 match entry {
                     TreeEntry::File { data, executable } => {
-                        let files = storage_list(config, "files");
+                        let Some(files) = storage_list(config, "files") else {
+                            continue;
+                        };
                         let existing_compression = files
                             .iter()
                             .find(|f| f["path"] == path.as_str())
@@ -529,7 +531,9 @@ impl Ctx<'_> {
                         }
                     }
                     TreeEntry::Link(target) => {
-                        let links = storage_list(config, "links");
+                        let Some(links) = storage_list(config, "links") else {
+                            continue;
+                        };
                         if links.iter().any(|l| l["path"] == path.as_str()) {
                             self.error(
                                 local.mark,
@@ -589,22 +593,17 @@ fn walk_dir(base: &Path, dir: &Path, out: &mut Vec<(String, TreeEntry)>) -> std:
     Ok(())
 }
 
-fn storage_list<'a>(config: &'a mut Json, key: &str) -> &'a mut Vec<Json> {
-    let storage = config.as_object_mut().map(|o| {
-        o.entry("storage")
-            .or_insert_with(|| Json::Object(Map::new()))
-    });
-    let list = match storage {
-        Some(Json::Object(s)) => s.entry(key).or_insert_with(|| Json::Array(Vec::new())),
-        _ => unreachable!("the config root is an object"),
-    };
-    if !list.is_array() {
-        *list = Json::Array(Vec::new());
-    }
-    match list {
-        Json::Array(items) => items,
-        _ => unreachable!("just made an array"),
-    }
+/// `storage.<key>` as a list, created when absent; `None` when the user wrote something
+/// else there (validation then reports it at the user's value, which stays untouched).
+fn storage_list<'a>(config: &'a mut Json, key: &str) -> Option<&'a mut Vec<Json>> {
+    config
+        .as_object_mut()?
+        .entry("storage")
+        .or_insert_with(|| Json::Object(Map::new()))
+        .as_object_mut()?
+        .entry(key)
+        .or_insert_with(|| Json::Array(Vec::new()))
+        .as_array_mut()
 }
 
 /// `dir/name`, refusing absolute names, `..`, and anything that resolves outside `dir`.
