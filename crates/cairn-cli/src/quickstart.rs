@@ -158,16 +158,7 @@ pub fn run(args: QuickstartArgs) -> Result<i32> {
     step(4, "a machine pulls it, verifying the signature");
     let machine_path = work.join("machine");
     let machine = Repo::init(&machine_path, RepoMode::BareUser)?;
-    machine.add_remote(
-        "origin",
-        &url,
-        &[
-            ("gpg-verify".into(), "false".into()),
-            ("sign-verify".into(), "true".into()),
-            ("verification-ed25519-key".into(), public.clone()),
-        ],
-        false,
-    )?;
+    add_signed_origin(&machine, &url, &public)?;
     let options = PullOptions {
         refs: vec![BRANCH.into()],
         progress: false,
@@ -187,16 +178,7 @@ pub fn run(args: QuickstartArgs) -> Result<i32> {
     let cmdline = work.join("cmdline");
     let sysroot = Sysroot::init_fs(&sysroot_path)?;
     sysroot.os_init(STATEROOT)?;
-    sysroot.repo().add_remote(
-        "origin",
-        &url,
-        &[
-            ("gpg-verify".into(), "false".into()),
-            ("sign-verify".into(), "true".into()),
-            ("verification-ed25519-key".into(), public.clone()),
-        ],
-        false,
-    )?;
+    add_signed_origin(sysroot.repo(), &url, &public)?;
     cairn_store::pull::pull(sysroot.repo(), &sysroot.repo().remote("origin")?, &options)?;
     let booted = |n: u32| -> Result<Sysroot> {
         crate::admin_cmd::simulate_boot(&sysroot_path, &cmdline)?;
@@ -446,6 +428,21 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .with_context(|| format!("chmod {}", path.display()))
+}
+
+/// `origin` at `url`, with ed25519 signatures required (the public key given).
+fn add_signed_origin(repo: &Repo, url: &str, public: &str) -> Result<()> {
+    repo.add_remote(
+        "origin",
+        url,
+        &[
+            ("gpg-verify".into(), "false".into()),
+            ("sign-verify".into(), "true".into()),
+            ("verification-ed25519-key".into(), public.to_owned()),
+        ],
+        false,
+    )?;
+    Ok(())
 }
 
 fn print_sysroot_status(sysroot: &Sysroot) -> Result<()> {
