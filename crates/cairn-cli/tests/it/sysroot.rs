@@ -82,6 +82,22 @@ impl Sys {
         self.boot += 1;
     }
 
+    /// Commits release `version` (kernel `kernel`) to `testos/stable`; its checksum.
+    fn release(&self, dir: &Path, version: &str, kernel: &str) -> String {
+        commit(
+            &self.repo_arg(),
+            "testos/stable",
+            &os_tree(dir, version, kernel),
+            version,
+        )
+    }
+
+    /// Deploys `testos/stable` and boots it.
+    fn deploy_and_boot(&mut self) {
+        self.admin(&["deploy", "testos/stable"]);
+        self.reboot();
+    }
+
     fn init(&self, stateroot: &str) {
         cairn_ok(&["admin", "init-fs", self.root.to_str().unwrap()]);
         self.admin(&["os-init", stateroot]);
@@ -404,20 +420,9 @@ fn staged_deployments_wait_for_finalization() {
     let dir = tempfile::tempdir().unwrap();
     let mut sys = Sys::new(dir.path());
     sys.init("testos");
-    let v1 = commit(
-        &sys.repo_arg(),
-        "testos/stable",
-        &os_tree(dir.path(), "1", "a"),
-        "1",
-    );
-    sys.admin(&["deploy", "testos/stable"]);
-    sys.reboot();
-    let v2 = commit(
-        &sys.repo_arg(),
-        "testos/stable",
-        &os_tree(dir.path(), "2", "a"),
-        "2",
-    );
+    let v1 = sys.release(dir.path(), "1", "a");
+    sys.deploy_and_boot();
+    let v2 = sys.release(dir.path(), "2", "a");
 
     let before = entries(&sys.root);
     sys.admin(&["deploy", "testos/stable", "--stage"]);
@@ -443,12 +448,7 @@ fn staged_deployments_wait_for_finalization() {
     sys.reboot();
 
     // Locked: finalize-staged (at shutdown) leaves it; finalize-deployment writes it.
-    let v3 = commit(
-        &sys.repo_arg(),
-        "testos/stable",
-        &os_tree(dir.path(), "3", "c"),
-        "3",
-    );
+    let v3 = sys.release(dir.path(), "3", "c");
     sys.admin(&["deploy", "testos/stable", "--stage", "--lock-finalization"]);
     let before = entries(&sys.root);
     let out = sys.admin(&["finalize-staged"]);
@@ -694,8 +694,7 @@ fn failing_health_checks_roll_back_and_the_bad_commit_is_refused() {
         0o755,
     );
     let v1 = commit(&sys.repo_arg(), "testos/stable", &good_tree, "1");
-    sys.admin(&["deploy", "testos/stable"]);
-    sys.reboot();
+    sys.deploy_and_boot();
     let out = sys.admin(&["health-check"]);
     assert!(out.contains("1 health checks passed; marked good"), "{out}");
     assert_eq!(sys.status()[0]["health"], "good");
@@ -777,23 +776,12 @@ fn errors_are_one_line_and_change_nothing() {
     assert_eq!(fs::read_dir(&sys.root).unwrap().count(), 0);
 
     sys.init("testos");
-    commit(
-        &sys.repo_arg(),
-        "testos/stable",
-        &os_tree(dir.path(), "1", "a"),
-        "1",
-    );
-    sys.admin(&["deploy", "testos/stable"]);
-    sys.reboot();
+    sys.release(dir.path(), "1", "a");
+    sys.deploy_and_boot();
     let no_kernel = dir.path().join("no-kernel");
     write(&no_kernel.join("usr/etc/motd"), b"x\n", 0o644);
     commit(&sys.repo_arg(), "testos/nokernel", &no_kernel, "9");
-    commit(
-        &sys.repo_arg(),
-        "testos/stable",
-        &os_tree(dir.path(), "2", "b"),
-        "2",
-    );
+    sys.release(dir.path(), "2", "b");
     sys.status();
     let before = snapshot(&sys.root, true, false);
 
@@ -839,12 +827,7 @@ fn kargs_pins_and_undeploy() {
     let dir = tempfile::tempdir().unwrap();
     let mut sys = Sys::new(dir.path());
     sys.init("testos");
-    let v1 = commit(
-        &sys.repo_arg(),
-        "testos/stable",
-        &os_tree(dir.path(), "1", "a"),
-        "1",
-    );
+    let v1 = sys.release(dir.path(), "1", "a");
     sys.admin(&[
         "deploy",
         "testos/stable",
@@ -870,23 +853,13 @@ fn kargs_pins_and_undeploy() {
     assert!(stderr(&out).contains("is not set"), "{}", stderr(&out));
 
     // A new deployment inherits the kernel arguments; a pinned one survives deploys.
-    let v2 = commit(
-        &sys.repo_arg(),
-        "testos/stable",
-        &os_tree(dir.path(), "2", "b"),
-        "2",
-    );
+    let v2 = sys.release(dir.path(), "2", "b");
     sys.admin(&["deploy", "testos/stable", "--karg-delete", "quiet"]);
     assert_eq!(sys.status()[0]["kargs"], "root=LABEL=root console=ttyS0");
     sys.reboot();
     sys.admin(&["pin", "1"]);
     assert_eq!(sys.status()[1]["pinned"], true);
-    let v3 = commit(
-        &sys.repo_arg(),
-        "testos/stable",
-        &os_tree(dir.path(), "3", "c"),
-        "3",
-    );
+    let v3 = sys.release(dir.path(), "3", "c");
     sys.admin(&["deploy", "testos/stable"]);
     let status = sys.status();
     assert_eq!(
@@ -917,12 +890,7 @@ fn writers_wait_for_the_sysroot_lock_ostree_uses() {
     let dir = tempfile::tempdir().unwrap();
     let sys = Sys::new(dir.path());
     sys.init("testos");
-    commit(
-        &sys.repo_arg(),
-        "testos/stable",
-        &os_tree(dir.path(), "1", "a"),
-        "1",
-    );
+    sys.release(dir.path(), "1", "a");
     // Another writer (here util-linux flock, as ostree would) holds /ostree/lock.
     let lock = sys.root.join("ostree/lock");
     fs::write(&lock, b"").unwrap();
@@ -955,20 +923,9 @@ fn a_change_after_staging_retires_the_staged_deployment() {
     let dir = tempfile::tempdir().unwrap();
     let mut sys = Sys::new(dir.path());
     sys.init("testos");
-    let v1 = commit(
-        &sys.repo_arg(),
-        "testos/stable",
-        &os_tree(dir.path(), "1", "a"),
-        "1",
-    );
-    sys.admin(&["deploy", "testos/stable"]);
-    sys.reboot();
-    commit(
-        &sys.repo_arg(),
-        "testos/stable",
-        &os_tree(dir.path(), "2", "b"),
-        "2",
-    );
+    let v1 = sys.release(dir.path(), "1", "a");
+    sys.deploy_and_boot();
+    sys.release(dir.path(), "2", "b");
     for change in [
         vec!["deploy", &v1, "--karg-append", "quiet"],
         vec!["kargs", "--append", "x=1"],
@@ -1001,8 +958,7 @@ fn hostile_or_broken_sysroot_content_is_refused_cleanly() {
         &os_tree(dir.path(), "1", "a"),
         "1\noptions init=/bin/sh",
     );
-    sys.admin(&["deploy", "testos/stable"]);
-    sys.reboot();
+    sys.deploy_and_boot();
     let entry = entries(&sys.root).into_values().next().unwrap();
     assert_eq!(entry.matches("\noptions ").count(), 1, "{entry}");
     assert!(!entry.contains("init=/bin/sh\n"), "{entry}");
@@ -1034,12 +990,7 @@ fn hostile_or_broken_sysroot_content_is_refused_cleanly() {
     assert!(refs.lines().any(|l| l == "ostree/mine"), "{refs}");
 
     // A staged record naming files outside /boot/ostree is ignored, never followed.
-    commit(
-        &sys.repo_arg(),
-        "testos/stable",
-        &os_tree(dir.path(), "2", "b"),
-        "2",
-    );
+    sys.release(dir.path(), "2", "b");
     sys.admin(&["deploy", "testos/stable", "--stage"]);
     let record = sys.root.join("run/cairn/staged-deployment");
     let outside = dir.path().join("pwned");
