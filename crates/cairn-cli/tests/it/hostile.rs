@@ -158,16 +158,7 @@ fn checkout_never_follows_symlinks_out_of_dest() {
     );
     let repo = tmp.path().join("repo");
     let r = repo.to_str().unwrap();
-    cairn_ok(&["repo", "init", "--repo", r, "--mode", "archive"]);
-    cairn_ok(&[
-        "repo",
-        "commit",
-        "--repo",
-        r,
-        "-b",
-        "one",
-        t1.to_str().unwrap(),
-    ]);
+    init_and_commit(r, "archive", "one", t1.to_str().unwrap());
     cairn_ok(&[
         "repo",
         "commit",
@@ -216,16 +207,7 @@ fn corrupt_objects_are_named_and_refused() {
         for damage in ["flip", "truncate"] {
             let repo_path = tmp.path().join(format!("repo-{mode}-{damage}"));
             let r = repo_path.to_str().unwrap();
-            cairn_ok(&["repo", "init", "--repo", r, "--mode", mode]);
-            cairn_ok(&[
-                "repo",
-                "commit",
-                "--repo",
-                r,
-                "-b",
-                "main",
-                tree.to_str().unwrap(),
-            ]);
+            init_and_commit(r, mode, "main", tree.to_str().unwrap());
             let repo = Repo::open(&repo_path).unwrap();
             let commit = repo.resolve_rev("main").unwrap();
             let cairn_store::repo::Entry::File(victim) =

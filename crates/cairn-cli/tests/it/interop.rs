@@ -299,16 +299,7 @@ fn hardlink_checkout_from_bare_user_shares_inodes() {
     build_tree(&tree, false);
     let repo = tmp.path().join("repo");
     let r = repo.to_str().unwrap();
-    cairn_ok(&["repo", "init", "--repo", r, "--mode", "bare-user"]);
-    cairn_ok(&[
-        "repo",
-        "commit",
-        "--repo",
-        r,
-        "-b",
-        "main",
-        tree.to_str().unwrap(),
-    ]);
+    init_and_commit(r, "bare-user", "main", tree.to_str().unwrap());
     let dest = tmp.path().join("co");
     cairn_ok(&[
         "repo",

@@ -1128,16 +1128,7 @@ fn large_objects_stream_with_ranges() {
     write(&tree.join("blob"), &data, 0o644);
     let repo = tmp.path().join("repo");
     let r = repo.to_str().unwrap();
-    cairn_ok(&["repo", "init", "--repo", r, "--mode", "archive"]);
-    cairn_ok(&[
-        "repo",
-        "commit",
-        "--repo",
-        r,
-        "-b",
-        "main",
-        tree.to_str().unwrap(),
-    ]);
+    init_and_commit(r, "archive", "main", tree.to_str().unwrap());
     let source = Repo::open(&repo).unwrap();
     let head = source.resolve_rev("main").unwrap();
     let cairn_store::repo::Entry::File(blob) = source.lookup_path(&head, "/blob").unwrap() else {

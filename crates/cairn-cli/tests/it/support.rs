@@ -71,6 +71,14 @@ pub fn ostree_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
 
+/// A new repository of `mode` at `repo` with `tree` committed to `branch`; the checksum.
+pub fn init_and_commit(repo: &str, mode: &str, branch: &str, tree: &str) -> String {
+    cairn_ok(&["repo", "init", "--repo", repo, "--mode", mode]);
+    cairn_ok(&["repo", "commit", "--repo", repo, "-b", branch, tree])
+        .trim()
+        .to_owned()
+}
+
 pub fn write(path: &Path, data: &[u8], mode: u32) {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).unwrap();
