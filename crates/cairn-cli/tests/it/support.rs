@@ -26,23 +26,7 @@ pub fn cairn_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
 
-/// Whether a peer program is installed. Without it a test skips, unless
-/// `CAIRN_REQUIRE_PEERS` is set (as in CI), where its absence is a failure.
-pub fn have_peer(program: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {program}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        if std::env::var_os("CAIRN_REQUIRE_PEERS").is_some() {
-            panic!("{program} is required (CAIRN_REQUIRE_PEERS is set) but not installed");
-        }
-        eprintln!("skipping: {program} not installed");
-    }
-    found
-}
+pub use cairn_test_support::have_peer;
 
 pub fn ostree(args: &[&str]) -> Output {
     Command::new("ostree")
