@@ -29,6 +29,10 @@ pub enum PasswdError {
     GidTaken(u32),
     #[error("group '{group}' does not exist (user '{user}')")]
     NoSuchGroup { user: String, group: String },
+    #[error("user '{0}' does not exist")]
+    NoSuchUser(String),
+    #[error("cannot remove group '{group}': it is the primary group of user '{user}'")]
+    PrimaryGroup { group: String, user: String },
     #[error("invalid user name '{0}'")]
     InvalidUserName(String),
     #[error("invalid group name '{0}'")]
@@ -74,6 +78,8 @@ pub struct LoginDefs {
     pub pass_min_days: Option<i64>,
     pub pass_max_days: Option<i64>,
     pub pass_warn_age: Option<i64>,
+    /// Mode of a new home directory: `HOME_MODE`, else `0777 & !UMASK`.
+    pub home_mode: u32,
 }
 
 impl LoginDefs {
@@ -114,6 +120,10 @@ impl LoginDefs {
             pass_min_days: num("PASS_MIN_DAYS").filter(|n| *n >= 0),
             pass_max_days: num("PASS_MAX_DAYS").filter(|n| *n >= 0),
             pass_warn_age: num("PASS_WARN_AGE").filter(|n| *n >= 0),
+            home_mode: num("HOME_MODE")
+                .or_else(|| num("UMASK").map(|umask| 0o777 & !umask))
+                .and_then(|m| u32::try_from(m & 0o7777).ok())
+                .unwrap_or(0o755),
         }
     }
 }
@@ -486,6 +496,254 @@ fn add_members(text: &str, field: usize, groups: &[String], member: &str) -> Str
         } else {
             out.push_str(line);
         }
+    }
+    out
+}
+
+/// What Ignition hands `usermod` for a user that already exists: each `Some` is an
+/// option given (`-p`, `-u`, `-c`, `-g`, `-G`, `-s`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserChange {
+    pub name: String,
+    pub password_hash: Option<String>,
+    pub uid: Option<u32>,
+    pub gecos: Option<String>,
+    pub primary_group: Option<String>,
+    pub groups: Option<Vec<String>>,
+    pub shell: Option<String>,
+}
+
+/// Which account files a command wrote (shadow-utils leaves a `NAME-` backup of each).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    pub passwd: bool,
+    pub group: bool,
+    pub shadow: bool,
+    pub gshadow: bool,
+}
+
+/// Changes an existing user as `usermod` does. An option whose value is already the
+/// user's is dropped, as usermod drops it; with nothing left, nothing is written.
+pub fn modify_user(
+    files: &mut AccountFiles,
+    c: &UserChange,
+    days_since_epoch: u64,
+) -> Result<Written, PasswdError> {
+    for (field, value) in [
+        ("gecos", c.gecos.as_deref()),
+        ("shell", c.shell.as_deref()),
+        ("password hash", c.password_hash.as_deref()),
+    ] {
+        check_field(&c.name, field, value)?;
+    }
+    let users = entries(&files.passwd);
+    let groups = entries(&files.group);
+    let Some(user) = users.iter().find(|e| e[0] == c.name) else {
+        return Err(PasswdError::NoSuchUser(c.name.clone()));
+    };
+    let field = |i: usize| user.get(i).copied().unwrap_or("").to_string();
+    let (old_uid, old_gid, old_gecos, old_shell) = (field(2), field(3), field(4), field(6));
+    let find_group = |spec: &str| -> Result<(String, u32), PasswdError> {
+        let hit = groups.iter().find(|e| e[0] == spec).or_else(|| {
+            let gid: u32 = spec.parse().ok()?;
+            groups
+                .iter()
+                .find(|e| e.get(2).and_then(|g| g.parse().ok()) == Some(gid))
+        });
+        hit.and_then(|e| Some((e[0].to_string(), e.get(2)?.parse().ok()?)))
+            .ok_or_else(|| PasswdError::NoSuchGroup {
+                user: c.name.clone(),
+                group: spec.to_string(),
+            })
+    };
+    let uid = c.uid.filter(|u| u.to_string() != old_uid);
+    if let Some(uid) = uid {
+        if ids(&users, 2).contains(&uid) {
+            return Err(PasswdError::UidTaken(uid));
+        }
+    }
+    let gid = match &c.primary_group {
+        Some(spec) => Some(find_group(spec)?.1).filter(|g| g.to_string() != old_gid),
+        None => None,
+    };
+    let gecos = c.gecos.clone().filter(|g| *g != old_gecos);
+    let shell = c.shell.clone().filter(|s| *s != old_shell);
+    let supplementary = match &c.groups {
+        Some(list) => {
+            let mut names: Vec<String> = Vec::new();
+            for spec in list {
+                let (name, _) = find_group(spec)?;
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+            Some(names)
+        }
+        None => None,
+    };
+    drop(users);
+    drop(groups);
+    let mut written = Written::default();
+    let passwd_changes = uid.is_some() || gid.is_some() || gecos.is_some() || shell.is_some();
+    if !passwd_changes && c.password_hash.is_none() && supplementary.is_none() {
+        return Ok(written);
+    }
+    written.passwd = true;
+    files.passwd = rewrite_line(&files.passwd, &c.name, |f| {
+        if let Some(uid) = uid {
+            f[2] = uid.to_string();
+        }
+        if let Some(gid) = gid {
+            f[3] = gid.to_string();
+        }
+        if let Some(g) = &gecos {
+            f[4] = g.clone();
+        }
+        if let Some(s) = &shell {
+            f[6] = s.clone();
+        }
+    });
+    if let Some(hash) = &c.password_hash {
+        written.shadow = true;
+        files.shadow = rewrite_line(&files.shadow, &c.name, |f| {
+            f[1] = hash.clone();
+            if days_since_epoch != 0 {
+                f[2] = days_since_epoch.to_string();
+            }
+        });
+    }
+    if let Some(names) = &supplementary {
+        written.group = true;
+        written.gshadow = true;
+        files.group = set_membership(&files.group, 3, names, &c.name);
+        files.gshadow = set_membership(&files.gshadow, 3, names, &c.name);
+    }
+    Ok(written)
+}
+
+/// Removes a user as `userdel --remove` does with the account files: its lines, its
+/// membership in every group, and its private group when nobody else is in it.
+/// Returns the home directory (for the caller to remove) and the files written.
+pub fn delete_user(
+    files: &mut AccountFiles,
+    defs: &LoginDefs,
+    name: &str,
+) -> Result<(Option<String>, Written), PasswdError> {
+    let users = entries(&files.passwd);
+    let Some(user) = users.iter().find(|e| e[0] == name) else {
+        return Err(PasswdError::NoSuchUser(name.to_string()));
+    };
+    let home = user.get(5).map(|h| h.to_string()).filter(|h| !h.is_empty());
+    let gid = user.get(3).map(|g| g.to_string()).unwrap_or_default();
+    drop(users);
+    files.passwd = remove_line(&files.passwd, name);
+    files.shadow = remove_line(&files.shadow, name);
+    files.group = set_membership(&files.group, 3, &[], name);
+    files.gshadow = set_membership(&files.gshadow, 3, &[], name);
+    // The user's own group goes too when it is its private group: same name, the user's
+    // primary gid, no members left and no other user's primary group.
+    let private = defs.usergroups_enab
+        && entries(&files.group).iter().any(|e| {
+            e[0] == name && e.get(2) == Some(&gid.as_str()) && e.get(3).is_none_or(|m| m.is_empty())
+        })
+        && !entries(&files.passwd)
+            .iter()
+            .any(|e| e.get(3) == Some(&gid.as_str()));
+    if private {
+        files.group = remove_line(&files.group, name);
+        files.gshadow = remove_line(&files.gshadow, name);
+    }
+    Ok((
+        home,
+        Written {
+            passwd: true,
+            group: true,
+            shadow: true,
+            gshadow: true,
+        },
+    ))
+}
+
+/// Removes a group as `groupdel` does; refuses a group that is some user's primary one.
+pub fn delete_group(files: &mut AccountFiles, name: &str) -> Result<Written, PasswdError> {
+    let groups = entries(&files.group);
+    let Some(group) = groups.iter().find(|e| e[0] == name) else {
+        return Err(PasswdError::NoSuchGroup {
+            user: String::new(),
+            group: name.to_string(),
+        });
+    };
+    let gid = group.get(2).copied().unwrap_or("");
+    if let Some(user) = entries(&files.passwd)
+        .iter()
+        .find(|e| e.get(3) == Some(&gid))
+    {
+        return Err(PasswdError::PrimaryGroup {
+            group: name.to_string(),
+            user: user[0].to_string(),
+        });
+    }
+    drop(groups);
+    files.group = remove_line(&files.group, name);
+    files.gshadow = remove_line(&files.gshadow, name);
+    Ok(Written {
+        group: true,
+        gshadow: true,
+        ..Written::default()
+    })
+}
+
+/// Rewrites the line whose first field is `name` (fields padded to 7 as needed).
+fn rewrite_line(text: &str, name: &str, edit: impl Fn(&mut Vec<String>)) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for line in text.split_inclusive('\n') {
+        let (body, nl) = line.strip_suffix('\n').map_or((line, ""), |b| (b, "\n"));
+        if body.split(':').next() == Some(name) {
+            let mut f: Vec<String> = body.split(':').map(str::to_string).collect();
+            let width = f.len().max(7);
+            f.resize(width, String::new());
+            edit(&mut f);
+            out.push_str(&f.join(":"));
+            out.push_str(nl);
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+fn remove_line(text: &str, name: &str) -> String {
+    text.split_inclusive('\n')
+        .filter(|l| l.split(':').next() != Some(name))
+        .collect()
+}
+
+/// Makes `member` a member of exactly the groups named in `groups` (field `field`).
+fn set_membership(text: &str, field: usize, groups: &[String], member: &str) -> String {
+    let mut out = String::with_capacity(text.len() + groups.len() * (member.len() + 1));
+    for line in text.split_inclusive('\n') {
+        let (body, nl) = line.strip_suffix('\n').map_or((line, ""), |b| (b, "\n"));
+        let mut parts: Vec<&str> = body.split(':').collect();
+        if parts.len() <= field {
+            out.push_str(line);
+            continue;
+        }
+        let wanted = groups.iter().any(|g| g == parts[0]);
+        let mut members: Vec<&str> = parts[field].split(',').filter(|m| !m.is_empty()).collect();
+        let has = members.contains(&member);
+        if wanted == has {
+            out.push_str(line);
+            continue;
+        }
+        if wanted {
+            members.push(member);
+        } else {
+            members.retain(|m| *m != member);
+        }
+        let joined = members.join(",");
+        parts[field] = &joined;
+        out.push_str(&parts.join(":"));
+        out.push_str(nl);
     }
     out
 }

@@ -2,9 +2,9 @@
 
 mod admin_cmd;
 mod config_cmd;
+mod provision_cmd;
 mod quickstart;
 mod repo_cmd;
-mod time;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +30,8 @@ enum Command {
     Admin(admin_cmd::AdminArgs),
     /// Provisioning configs: Butane-compatible YAML → Ignition JSON, and validation.
     Config(config_cmd::ConfigArgs),
+    /// First-boot provisioning: apply a config to a root, all or nothing, exactly once.
+    Provision(provision_cmd::ProvisionArgs),
     /// Run cairn's main job end to end on embedded defaults, in a temporary directory.
     Quickstart(quickstart::QuickstartArgs),
 }
@@ -53,6 +55,7 @@ fn main() {
         Command::Repo(args) => repo_cmd::run(args),
         Command::Admin(args) => admin_cmd::run(args),
         Command::Config(args) => config_cmd::run(args),
+        Command::Provision(args) => provision_cmd::run(args),
         Command::Quickstart(args) => quickstart::run(args),
     };
     match result {

@@ -300,7 +300,7 @@ pub fn run(args: QuickstartArgs) -> Result<i32> {
         println!(
             "commit {c}\n  version {}  {}  {}",
             commit.version().unwrap_or("-"),
-            crate::time::format_utc(commit.timestamp),
+            cairn_store::time::format_utc(commit.timestamp),
             commit.subject
         );
         next = commit.parent;

@@ -16,7 +16,7 @@ use cairn_store::{Checksum, Repo, RepoMode};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::time;
+use cairn_store::time;
 
 #[derive(Args)]
 pub struct RepoArgs {
