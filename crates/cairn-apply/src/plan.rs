@@ -753,8 +753,30 @@ pub fn plan(view: &mut View, config: &Config, ctx: &Context) -> Result<()> {
     }
     plan_entries(view, accounts, config)?;
     plan_units(view, config)?;
+    plan_kernel_arguments(view, config)?;
     plan_result_file(view, ctx)?;
     Ok(())
+}
+
+/// Where the kernel arguments a config asks for are recorded for the sysroot layer.
+pub const KERNEL_ARGUMENTS: &str = "/etc/cairn/provision/kernel-arguments.json";
+
+/// Ignition hands `kernelArguments` to a distro hook in its own stage; a root has no
+/// boot loader to change, so the request is recorded, for the sysroot layer to apply
+/// at the next deployment (docs/protocols/provision-apply.md).
+fn plan_kernel_arguments(view: &mut View, config: &Config) -> Result<()> {
+    let k = &config.kernel_arguments;
+    if k.should_exist.is_empty() && k.should_not_exist.is_empty() {
+        return Ok(());
+    }
+    let record = serde_json::json!({
+        "shouldExist": k.should_exist,
+        "shouldNotExist": k.should_not_exist,
+    });
+    let mut text =
+        serde_json::to_vec_pretty(&record).map_err(|e| at(KERNEL_ARGUMENTS, e.to_string()))?;
+    text.push(b'\n');
+    write_plain(view, KERNEL_ARGUMENTS, text)
 }
 
 fn data(source: Option<&str>, what: &str) -> Result<Vec<u8>> {

@@ -377,7 +377,13 @@ pub fn run(args: QuickstartArgs) -> Result<i32> {
         println!("{d}");
     }
 
-    step(14, "verify the repositories");
+    step(
+        14,
+        "first boot: apply the config to the machine's root — all or nothing, exactly once",
+    );
+    first_boot(&work.join("firstboot"), &ignition_path)?;
+
+    step(15, "verify the repositories");
     let mut clean = true;
     for (name, r) in [
         ("server", &repo),
@@ -403,6 +409,68 @@ pub fn run(args: QuickstartArgs) -> Result<i32> {
         repo_path.display()
     );
     Ok(if clean { 0 } else { 1 })
+}
+
+/// Applies the translated config to a fresh root, as the first boot would.
+fn first_boot(root: &Path, config: &Path) -> Result<()> {
+    if !rustix::process::geteuid().is_root() {
+        println!("skipped: setting owners in a root needs root (sudo cairn quickstart)");
+        return Ok(());
+    }
+    // A root with the account files a distribution ships.
+    fs::create_dir_all(root.join("etc/skel"))?;
+    fs::create_dir_all(root.join("home"))?;
+    write(
+        &root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/bash\n",
+    )?;
+    write(&root.join("etc/group"), "root:x:0:\nwheel:x:10:\n")?;
+    write(&root.join("etc/shadow"), "root:*:19000:0:99999:7:::\n")?;
+    write(&root.join("etc/gshadow"), "root:*::\nwheel:*::\n")?;
+    write(
+        &root.join("etc/login.defs"),
+        "UID_MIN 1000\nUID_MAX 60000\nGID_MIN 1000\nGID_MAX 60000\nUSERGROUPS_ENAB yes\nUMASK 022\n",
+    )?;
+    let input = fs::read(config)?;
+    let shown = format!(
+        "cairn provision apply --root {} {}",
+        root.display(),
+        config.display()
+    );
+    let mut options = cairn_apply::ApplyOptions::default();
+    match cairn_apply::apply_config(root, &input, &options) {
+        Err(e) => println!("{shown}\nrefused: {e}"),
+        Ok(_) => anyhow::bail!("a config with a filesystem was applied without --skip-storage"),
+    }
+    options.skip_storage = true;
+    let outcome = cairn_apply::apply_config(root, &input, &options)?;
+    let cairn_apply::Outcome::Applied { changes, .. } = outcome else {
+        anyhow::bail!("the fresh root was already provisioned");
+    };
+    println!("{shown} --skip-storage\n{changes} changes, switched in one journalled transaction:");
+    let passwd = fs::read_to_string(root.join("etc/passwd"))?;
+    for line in passwd.lines().filter(|l| l.starts_with("core:")) {
+        println!("  /etc/passwd: {line}");
+    }
+    for path in [
+        "etc/motd",
+        "home/core/.ssh/authorized_keys.d/ignition",
+        "etc/systemd/system/hello.service",
+        "etc/systemd/system-preset/20-ignition.preset",
+    ] {
+        let meta = fs::metadata(root.join(path))?;
+        println!(
+            "  /{path}: {} bytes, mode {:o}",
+            meta.len(),
+            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777
+        );
+    }
+    if let cairn_apply::Outcome::AlreadyProvisioned { date } =
+        cairn_apply::apply_config(root, &input, &options)?
+    {
+        println!("run again: already provisioned on {date}; nothing changed");
+    }
+    Ok(())
 }
 
 fn new_signing_key() -> Result<ed25519_dalek::SigningKey> {

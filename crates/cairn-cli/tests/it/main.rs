@@ -5,6 +5,7 @@ mod crash;
 mod hostile;
 mod httpd;
 mod interop;
+mod provision;
 mod pull;
 mod quickstart;
 mod support;

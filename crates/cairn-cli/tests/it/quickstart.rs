@@ -22,6 +22,30 @@ fn quickstart_runs_end_to_end() {
         2,
         "hello.service and var.mount"
     );
+    // First boot: the storage section is refused, the rest applies once.
+    let first_boot = &out[out.find("== 14.").unwrap()..out.find("== 15.").unwrap()];
+    if rustix::process::geteuid().is_root() {
+        assert!(
+            first_boot.contains("storage.filesystems[0]") && first_boot.contains("--skip-storage"),
+            "{first_boot}"
+        );
+        assert!(
+            first_boot.contains("/etc/passwd: core:x:1000:1000::/home/core:/bin/sh"),
+            "{first_boot}"
+        );
+        assert!(first_boot.contains("already provisioned"), "{first_boot}");
+        let root = dir.join("firstboot");
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/motd")).unwrap(),
+            "Provisioned by cairn."
+        );
+        assert!(
+            std::fs::read_to_string(root.join("etc/systemd/system-preset/20-ignition.preset"))
+                .unwrap()
+                .contains("enable hello.service")
+        );
+        assert!(!root.join(".cairn-apply").exists());
+    }
     // The sysroot steps: booted release 2 after the upgrade, release 1 after the rollback.
     let upgrade = &out[out.find("== 8.").unwrap()..out.find("== 9.").unwrap()];
     assert!(upgrade.contains("    Version: 2\n"), "{upgrade}");
