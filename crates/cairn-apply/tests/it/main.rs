@@ -1,5 +1,7 @@
 //! cairn-apply's integration tests.
 
+mod differential;
 mod fetch;
 mod passwd;
+mod resolve;
 mod txn;

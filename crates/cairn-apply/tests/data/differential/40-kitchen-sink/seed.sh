@@ -1,0 +1,8 @@
+printf 'old\n' > "$ROOT/etc/hostname"
+printf 'Welcome\n' > "$ROOT/etc/motd"
+chmod 0644 "$ROOT/etc/hostname" "$ROOT/etc/motd"
+mkdir -m 0755 -p "$ROOT/srv/existing" "$ROOT/opt/real"
+printf 'x\n' > "$ROOT/srv/existing/leftover"
+ln -s real "$ROOT/opt/link"
+printf '# skel\n' > "$ROOT/etc/skel/.bashrc"
+chmod 0644 "$ROOT/etc/skel/.bashrc"
