@@ -469,6 +469,7 @@ fn stage_and_switch(
                             gid: m.gid(),
                         },
                         Some((*mode, *uid, *gid)),
+                        change.path(),
                     ));
                 }
                 Some(_) => {
@@ -478,7 +479,11 @@ fn stage_and_switch(
                     )))
                 }
                 None => {
-                    steps.push((Step::Mkdir(target.clone()), Some((*mode, *uid, *gid))));
+                    steps.push((
+                        Step::Mkdir(target.clone()),
+                        Some((*mode, *uid, *gid)),
+                        change.path(),
+                    ));
                     created.insert(target.clone());
                 }
             },
@@ -494,6 +499,7 @@ fn stage_and_switch(
                         gid: m.gid(),
                     },
                     Some((*mode, *uid, *gid)),
+                    change.path(),
                 ));
             }
             Change::Remove { .. } => {
@@ -504,6 +510,7 @@ fn stage_and_switch(
                             backup,
                         },
                         None,
+                        change.path(),
                     ));
                     removed.push(target.clone());
                 }
@@ -522,6 +529,7 @@ fn stage_and_switch(
                             backup,
                         },
                         None,
+                        change.path(),
                     ));
                 }
                 steps.push((
@@ -530,6 +538,7 @@ fn stage_and_switch(
                         staged,
                     },
                     None,
+                    change.path(),
                 ));
                 created.insert(target);
             }
@@ -543,7 +552,7 @@ fn stage_and_switch(
         .open(&journal_path)
         .map_err(io_at(journal_path.display().to_string()))?;
     let mut text = String::new();
-    for (step, _) in &steps {
+    for (step, _, _) in &steps {
         text.push_str(&step.line());
         text.push('\n');
     }
@@ -553,7 +562,7 @@ fn stage_and_switch(
         .map_err(io_at(journal_path.display().to_string()))?;
 
     // 3. The steps.
-    for (n, (step, meta)) in steps.iter().enumerate() {
+    for (n, (step, meta, shown)) in steps.iter().enumerate() {
         if crash_at == Some(n) {
             return Err(TxnError::Crashed(n));
         }
@@ -567,10 +576,9 @@ fn stage_and_switch(
             Step::Mkdir(p) | Step::Meta { path: p, .. } => p,
             Step::Backup { path, .. } | Step::Put { path, .. } => path,
         };
-        done.map_err(io_at(path.display().to_string()))?;
+        done.map_err(io_at(*shown))?;
         if let Some((mode, uid, gid)) = meta {
-            set_owner_mode(path, *uid, *gid, Some(*mode))
-                .map_err(io_at(path.display().to_string()))?;
+            set_owner_mode(path, *uid, *gid, Some(*mode)).map_err(io_at(*shown))?;
         }
     }
     if crash_at == Some(steps.len()) {

@@ -500,7 +500,9 @@ fn run_case(case: &Path) -> Result<(), String> {
         for line in known.lines().filter(|l| !l.trim().is_empty()) {
             let path = line.split_whitespace().next().unwrap_or_default();
             if peer_tree.get(path) == cairn_tree.get(path) {
-                return Err(format!("{path} is listed in known-differences but does not differ"));
+                return Err(format!(
+                    "{path} is listed in known-differences but does not differ"
+                ));
             }
             peer_tree.remove(path);
             cairn_tree.remove(path);

@@ -1,5 +1,6 @@
 //! cairn-apply's integration tests.
 
+mod apply;
 mod differential;
 mod fetch;
 mod passwd;
