@@ -19,9 +19,10 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::plan::{self, Context, Node, View};
+use crate::plan::{self, Context};
 use crate::resolve::{self, ResolveOptions, Resolved};
 use crate::txn;
+use crate::view::{Node, View};
 
 /// Where the exactly-once marker lives in the root.
 pub const MARKER: &str = "/etc/.cairn-provision.json";

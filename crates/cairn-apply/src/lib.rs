@@ -3,7 +3,7 @@
 //! - [`resolve`]: the fetch stage — the config read (Ignition JSON or cairn's YAML),
 //!   merged and replaced configs fetched, every resource fetched, decompressed and
 //!   verified, into one self-contained config.
-//! - [`plan`]: the files stage, run against a view of the root without writing.
+//! - [`plan`]: the files stage, run against a [`view`] of the root without writing.
 //! - [`txn`]: the journalled all-or-nothing switch of the planned changes.
 //! - [`apply`]: the three together, with the exactly-once marker.
 //!
@@ -15,5 +15,6 @@ pub mod passwd;
 pub mod plan;
 pub mod resolve;
 pub mod txn;
+pub mod view;
 
 pub use apply::{apply_config, ApplyError, ApplyOptions, Outcome};

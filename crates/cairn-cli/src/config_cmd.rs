@@ -45,16 +45,22 @@ enum Verb {
     },
 }
 
-fn read_source(name: &str) -> Result<Source> {
-    let text = if name == "-" {
-        let mut text = String::new();
+/// The bytes of a named file, or of standard input for `-`.
+pub fn read_input(name: &str) -> Result<Vec<u8>> {
+    if name == "-" {
+        let mut bytes = Vec::new();
         std::io::stdin()
-            .read_to_string(&mut text)
+            .read_to_end(&mut bytes)
             .context("read standard input")?;
-        text
+        Ok(bytes)
     } else {
-        std::fs::read_to_string(name).with_context(|| format!("read {name}"))?
-    };
+        std::fs::read(name).with_context(|| format!("read {name}"))
+    }
+}
+
+fn read_source(name: &str) -> Result<Source> {
+    let text = String::from_utf8(read_input(name)?)
+        .with_context(|| format!("{name} is not UTF-8 text"))?;
     Ok(Source {
         name: name.to_owned(),
         text,

@@ -1,7 +1,6 @@
 //! `cairn provision apply`: a config applied to a root at first boot — fetched and
 //! verified first, then switched in all or nothing, exactly once.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -57,15 +56,7 @@ pub fn run(args: ProvisionArgs) -> Result<i32> {
             http_timeout,
             config,
         } => {
-            let input = if config == "-" {
-                let mut bytes = Vec::new();
-                std::io::stdin()
-                    .read_to_end(&mut bytes)
-                    .context("read standard input")?;
-                bytes
-            } else {
-                std::fs::read(&config).with_context(|| format!("read {config}"))?
-            };
+            let input = crate::config_cmd::read_input(&config)?;
             let mut options = ApplyOptions {
                 force,
                 skip_storage,
