@@ -16,7 +16,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use cairn_apply::fetch::FetchOptions;
-use cairn_apply::plan::{self, Context, View};
+use cairn_apply::plan::{self, Context};
+use cairn_apply::view::View;
 use cairn_apply::resolve::{self, ResolveOptions};
 use cairn_apply::txn::{self, TxnError};
 use cairn_apply::{apply_config, ApplyError, ApplyOptions, Outcome};
