@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use cairn_ignition::{Proxy, Resource};
+use cairn_store::error_chain;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest, Sha256, Sha512};
 
@@ -279,18 +280,6 @@ async fn get_once(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-/// reqwest's message with its causes ("error sending request: … certificate unknown").
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text
 }
 
 fn gunzip(url: &str, data: &[u8], limit: u64) -> Result<Vec<u8>, FetchError> {

@@ -26,3 +26,15 @@ pub mod xattr;
 
 pub use object::{Checksum, ObjectType};
 pub use repo::{Error, Repo, RepoMode};
+
+/// An error with its causes, `outer: inner: innermost`, for one-line messages.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

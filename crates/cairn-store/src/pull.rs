@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use crate::commit::Transaction;
+use crate::error_chain;
 use crate::keyfile::KeyFile;
 use crate::object::{Checksum, Commit, DirTree, ObjectType};
 use crate::remote::Remote;
@@ -193,17 +194,6 @@ async fn read_limited(
         body.extend_from_slice(&chunk);
     }
     Ok(Some(body.freeze()))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
 
 /// What a fetch task hands back: verified bytes, ready to stage.

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,40 +17,21 @@ use std::time::Duration;
 
 use cairn_apply::fetch::FetchOptions;
 use cairn_apply::plan::{self, Context};
-use cairn_apply::view::View;
 use cairn_apply::resolve::{self, ResolveOptions};
 use cairn_apply::txn::{self, TxnError};
+use cairn_apply::view::View;
 use cairn_apply::{apply_config, ApplyError, ApplyOptions, Outcome};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha512};
 
-/// Applying sets owners, so these tests need root. Without it they skip, unless
-/// `CAIRN_REQUIRE_PEERS` is set.
+use crate::common::{self, create_dir, seed_etc, sha512, write_file, Site};
+
+/// Applying sets owners, so these tests need root.
 fn running_as_root() -> bool {
-    // A new file belongs to the effective uid.
-    let probe = tempfile::tempfile().unwrap();
-    if probe.metadata().unwrap().uid() == 0 {
-        return true;
-    }
-    if std::env::var_os("CAIRN_REQUIRE_PEERS").is_some() {
-        panic!("applying a config needs root (CAIRN_REQUIRE_PEERS is set)");
-    }
-    eprintln!("skipping: applying a config needs root");
-    false
+    common::running_as_root("applying a config")
 }
 
 // ---------------------------------------------------------------------------------------
 // The seeded root
-
-fn create_dir(path: &Path, mode: u32) {
-    fs::create_dir(path).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn write_file(path: &Path, contents: &[u8], mode: u32) {
-    fs::write(path, contents).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-}
 
 /// Sets `user.cairn=test`; false where the filesystem has no user xattrs.
 fn tag(path: &Path) -> bool {
@@ -63,41 +44,16 @@ fn tag(path: &Path) -> bool {
     }
 }
 
-/// A small root: account files, skeleton, a file to append to (with an xattr), a file
-/// to overwrite, a directory with content, a symlink, two hard links, a tagged file.
+/// A small root: the peer's seeded `/etc` (account files, skeleton), a file to append to
+/// (with an xattr), a file to overwrite, a directory with content, a symlink, two hard links, a tagged file.
 fn seed(parent: &Path, name: &str) -> PathBuf {
     let root = parent.join(name);
     create_dir(&root, 0o755);
-    for dir in [
-        "etc",
-        "etc/skel",
-        "etc/default",
-        "home",
-        "usr",
-        "usr/share",
-        "usr/share/zoneinfo",
-        "var",
-        "var/lib",
-    ] {
+    seed_etc(&root);
+    for dir in ["usr", "usr/share", "usr/share/zoneinfo", "var", "var/lib"] {
         create_dir(&root.join(dir), 0o755);
     }
     let etc = root.join("etc");
-    write_file(
-        &etc.join("passwd"),
-        b"root:x:0:0:root:/root:/bin/bash\n",
-        0o644,
-    );
-    write_file(&etc.join("group"), b"root:x:0:\nwheel:x:10:\n", 0o644);
-    write_file(&etc.join("shadow"), b"root:*:19000:0:99999:7:::\n", 0o640);
-    write_file(&etc.join("gshadow"), b"root:*::\nwheel:*::\n", 0o640);
-    let login_defs = fs::read("/etc/login.defs")
-        .unwrap_or_else(|_| b"UID_MIN 1000\nGID_MIN 1000\nUSERGROUPS_ENAB yes\n".to_vec());
-    write_file(&etc.join("login.defs"), &login_defs, 0o644);
-    write_file(
-        &etc.join("default/useradd"),
-        b"HOME=/home\nSHELL=/bin/sh\n",
-        0o644,
-    );
     write_file(&etc.join("skel/.bashrc"), b"# .bashrc\n", 0o644);
     write_file(&etc.join("motd"), b"old motd\n", 0o644);
     write_file(&etc.join("hosts"), b"127.0.0.1 localhost\n", 0o644);
@@ -352,31 +308,6 @@ fn with(mut config: Value, pointer: &str, item: Value) -> Value {
 
 fn bytes(config: &Value) -> Vec<u8> {
     config.to_string().into_bytes()
-}
-
-fn sha512(data: impl AsRef<[u8]>) -> String {
-    format!("sha512-{}", hex::encode(Sha512::digest(data)))
-}
-
-/// Files served over HTTP from a temporary directory.
-struct Site {
-    dir: tempfile::TempDir,
-    server: cairn_repo_server::Background,
-}
-
-impl Site {
-    fn new() -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        let server =
-            cairn_repo_server::spawn(dir.path().to_owned(), "127.0.0.1:0".parse().unwrap())
-                .unwrap();
-        Site { dir, server }
-    }
-
-    fn put(&self, name: &str, data: impl AsRef<[u8]>) -> String {
-        fs::write(self.dir.path().join(name), data).unwrap();
-        format!("http://{}/{name}", self.server.addr)
-    }
 }
 
 /// The good config applied to a fresh root, normalised: what every recovery ends in.

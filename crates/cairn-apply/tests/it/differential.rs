@@ -4,10 +4,10 @@
 //! the differences listed (with their reasons) in `docs/protocols/provision-apply.md`.
 //!
 //! A case is a directory holding `config.ign`, optionally `seed.sh` (run with `$ROOT` set
-//! on both roots after the common seed), optionally `expect-failure` (both must fail,
-//! and cairn's root must be left as seeded; Ignition's partial writes are not compared),
-//! and optionally `known-differences` (paths that differ on purpose, each with its reason;
-//! each must really differ).
+//! on both roots after the common seed, [`seed_etc`]), optionally `expect-failure` (both
+//! must fail, and cairn's root must be left as seeded; Ignition's partial writes are not
+//! compared), and optionally `known-differences` (paths that differ on purpose, each
+//! with its reason; each must really differ).
 //! All cases run in one test so that one run reports every mismatch.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use cairn_apply::{apply_config, ApplyOptions};
+use cairn_store::error_chain;
+
+use crate::common::{self, create_dir, seed_etc};
 
 const IGNITION: &str = "/usr/lib/dracut/modules.d/30ignition/ignition";
 
@@ -42,62 +45,11 @@ fn peer_available() -> bool {
     if !cairn_test_support::have_peer(IGNITION) {
         return false;
     }
-    // A new file belongs to the effective uid: this avoids a dependency for geteuid.
-    let probe = tempfile::tempfile().unwrap();
-    let root = probe.metadata().unwrap().uid() == 0;
-    if !root {
-        if std::env::var_os("CAIRN_REQUIRE_PEERS").is_some() {
-            panic!("the Ignition peer needs root (CAIRN_REQUIRE_PEERS is set)");
-        }
-        eprintln!("skipping: the Ignition peer needs root");
-    }
-    root
+    common::running_as_root("the Ignition peer")
 }
 
 // ---------------------------------------------------------------------------------------
 // Seeding
-
-fn create_dir(path: &Path) {
-    fs::create_dir(path).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-fn write_file(path: &Path, contents: &[u8], mode: u32) {
-    fs::write(path, contents).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-}
-
-/// The minimal `/etc` that `ignition-files-stage.sh --seed-etc` creates, with explicit
-/// modes so that the umask does not matter.
-fn seed_common(root: &Path) {
-    for dir in ["etc", "etc/skel", "etc/default", "etc/selinux", "home"] {
-        create_dir(&root.join(dir));
-    }
-    let etc = root.join("etc");
-    write_file(
-        &etc.join("passwd"),
-        b"root:x:0:0:root:/root:/bin/bash\n",
-        0o644,
-    );
-    write_file(&etc.join("group"), b"root:x:0:\nwheel:x:10:\n", 0o644);
-    write_file(&etc.join("shadow"), b"root:*:19000:0:99999:7:::\n", 0o640);
-    write_file(&etc.join("gshadow"), b"root:*::\nwheel:*::\n", 0o640);
-    write_file(
-        &etc.join("login.defs"),
-        &fs::read("/etc/login.defs").unwrap(),
-        0o644,
-    );
-    write_file(
-        &etc.join("default/useradd"),
-        b"HOME=/home\nSHELL=/bin/sh\n",
-        0o644,
-    );
-    write_file(
-        &etc.join("selinux/config"),
-        b"SELINUX=permissive\nSELINUXTYPE=targeted\n",
-        0o644,
-    );
-}
 
 /// Runs the case's `seed.sh`, if any, with `$ROOT` set (umask 022, so that `mkdir -p`
 /// parents are the same everywhere).
@@ -130,7 +82,7 @@ fn seed_case(case: &Path, root: &Path) -> Result<(), String> {
 /// A root directory that other users can traverse (Ignition writes SSH keys as the user).
 fn new_root(parent: &Path, name: &str) -> PathBuf {
     let root = parent.join(name);
-    create_dir(&root);
+    create_dir(&root, 0o755);
     root
 }
 
@@ -167,17 +119,6 @@ fn run_cairn(config: &[u8], root: &Path) -> Result<(), String> {
         Ok(_) => Ok(()),
         Err(error) => Err(error_chain(&error)),
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 // ---------------------------------------------------------------------------------------
@@ -451,7 +392,7 @@ fn run_case(case: &Path) -> Result<(), String> {
     let peer_root = new_root(scratch.path(), "peer");
     let cairn_root = new_root(scratch.path(), "cairn");
     for root in [&peer_root, &cairn_root] {
-        seed_common(root);
+        seed_etc(root);
         seed_case(case, root)?;
     }
     let seeded = snapshot(&cairn_root, is_cairn_work_path);

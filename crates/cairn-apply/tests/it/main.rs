@@ -1,6 +1,7 @@
 //! cairn-apply's integration tests.
 
 mod apply;
+mod common;
 mod differential;
 mod fetch;
 mod passwd;

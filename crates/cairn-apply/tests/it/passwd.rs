@@ -10,26 +10,14 @@ use cairn_apply::passwd::{
     add_group, add_user, AccountFiles, Defaults, LoginDefs, NewGroup, NewUser, PasswdError,
 };
 
+use crate::common::seed_etc;
+
 const USERADD: &str = "/usr/sbin/useradd";
 const GROUPADD: &str = "/usr/sbin/groupadd";
 
 enum Op {
     User(NewUser),
     Group(NewGroup),
-}
-
-/// A root seeded as `ignition-files-stage.sh --seed-etc` seeds it.
-fn seed(root: &Path) {
-    for dir in ["etc/skel", "etc/default", "home"] {
-        fs::create_dir_all(root.join(dir)).unwrap();
-    }
-    let etc = root.join("etc");
-    fs::write(etc.join("passwd"), "root:x:0:0:root:/root:/bin/bash\n").unwrap();
-    fs::write(etc.join("group"), "root:x:0:\nwheel:x:10:\n").unwrap();
-    fs::write(etc.join("shadow"), "root:*:19000:0:99999:7:::\n").unwrap();
-    fs::write(etc.join("gshadow"), "root:*::\nwheel:*::\n").unwrap();
-    fs::copy("/etc/login.defs", etc.join("login.defs")).unwrap();
-    fs::write(etc.join("default/useradd"), "HOME=/home\nSHELL=/bin/sh\n").unwrap();
 }
 
 fn read(root: &Path) -> AccountFiles {
@@ -134,8 +122,8 @@ fn check(ops: &[Op]) {
     }
     let real_root = tempfile::tempdir().unwrap();
     let ours_root = tempfile::tempdir().unwrap();
-    seed(real_root.path());
-    seed(ours_root.path());
+    seed_etc(real_root.path());
+    seed_etc(ours_root.path());
     let defs =
         LoginDefs::parse(&fs::read_to_string(ours_root.path().join("etc/login.defs")).unwrap());
     let defaults =
@@ -326,7 +314,7 @@ fn gecos_home_shell() {
 #[test]
 fn errors_name_the_account() {
     let root = tempfile::tempdir().unwrap();
-    seed(root.path());
+    seed_etc(root.path());
     let defs = LoginDefs::parse(&fs::read_to_string("/etc/login.defs").unwrap_or_default());
     let d = Defaults::default();
     let mut f = read(root.path());

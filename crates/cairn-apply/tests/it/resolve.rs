@@ -1,16 +1,15 @@
 //! The fetch stage against a real local HTTP server: replace and merges rendered as
 //! Ignition renders them, resources inlined verified, and every refusal naming its field.
 
-use std::fs;
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
 use cairn_apply::fetch::{decode_data_url, FetchOptions};
 use cairn_apply::resolve::{resolve, ResolveError, ResolveOptions, Resolved};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha512};
+
+use crate::common::{gzip, sha512, Site};
 
 /// A self-signed CA certificate (no key kept), made with
 /// `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=cairn test CA"`.
@@ -27,36 +26,6 @@ oYGfq/NCH1PZaiw=
 -----END CERTIFICATE-----
 ";
 
-/// Files served over HTTP from a temporary directory; written before or after starting.
-struct Site {
-    dir: tempfile::TempDir,
-    server: cairn_repo_server::Background,
-}
-
-impl Site {
-    fn new() -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        let server =
-            cairn_repo_server::spawn(dir.path().to_owned(), "127.0.0.1:0".parse().unwrap())
-                .unwrap();
-        Site { dir, server }
-    }
-
-    fn url(&self, name: &str) -> String {
-        format!("http://{}/{name}", self.server.addr)
-    }
-
-    fn put(&self, name: &str, data: impl AsRef<[u8]>) -> String {
-        let path: PathBuf = self.dir.path().join(name);
-        fs::write(path, data).unwrap();
-        self.url(name)
-    }
-
-    fn put_json(&self, name: &str, config: &Value) -> String {
-        self.put(name, config.to_string())
-    }
-}
-
 fn options() -> ResolveOptions {
     ResolveOptions {
         fetch: FetchOptions {
@@ -72,21 +41,9 @@ fn resolve_json(config: &Value, options: &ResolveOptions) -> Result<Resolved, Re
     resolve(config.to_string().as_bytes(), options)
 }
 
-fn sha512(data: impl AsRef<[u8]>) -> String {
-    format!("sha512-{}", hex::encode(Sha512::digest(data)))
-}
-
 fn data_url(data: impl AsRef<[u8]>) -> String {
     let encoded = base64::engine::general_purpose::STANDARD.encode(data);
     format!("data:;base64,{encoded}")
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut c = libdeflater::Compressor::new(libdeflater::CompressionLvl::default());
-    let mut out = vec![0u8; c.gzip_compress_bound(data.len())];
-    let n = c.gzip_compress(data, &mut out).unwrap();
-    out.truncate(n);
-    out
 }
 
 fn file<'a>(resolved: &'a Resolved, path: &str) -> &'a cairn_ignition::File {
@@ -542,7 +499,7 @@ fn the_config_proxy_carries_http_fetches() {
     // The site is the proxy: it serves the path of the absolute URL it is asked for.
     let site = Site::new();
     site.put("motd", "through the proxy\n");
-    let proxy = format!("http://{}", site.server.addr);
+    let proxy = format!("http://{}", site.addr());
     let root = json!({"ignition": {"version": "3.4.0", "proxy": {"httpProxy": proxy}},
         "storage": {"files": [{"path": "/etc/motd",
             "contents": {"source": "http://cairn.invalid/motd"}}]}});
