@@ -113,7 +113,7 @@ struct Marker {
     version: u32,
     provisioning_date: String,
     provisioning_boot_id: String,
-    /// sha256 of the resolved config's JSON.
+    /// sha256 of the config as given (or of the cache it was read from).
     config_digest: String,
     /// False when the preimages were too large to keep: `--force` then refuses.
     restorable: bool,
@@ -161,9 +161,7 @@ pub fn apply_config(
         }
     }
 
-    let resolved = resolve_input(input, options)?;
-    let json =
-        serde_json::to_vec(&resolved.to_json()).map_err(|e| ApplyError::Marker(e.to_string()))?;
+    let (resolved, digest) = resolve_input(input, options)?;
     let ctx = context();
 
     let mut view = View::new(root);
@@ -187,7 +185,11 @@ pub fn apply_config(
             None => {
                 // A directory the run replaces is kept whole; one it keeps, by itself.
                 let deep = !matches!(view.node(path), Some(Node::Dir { fresh: false, .. }));
-                record(root, path, deep, &mut preimages, &mut size)
+                if view.exists_in_root(path) {
+                    record(root, path, deep, &mut preimages, &mut size);
+                } else {
+                    preimages.push(Preimage::Absent { path: path.clone() });
+                }
             }
         }
     }
@@ -201,7 +203,7 @@ pub fn apply_config(
         version: 1,
         provisioning_date: ctx.date.clone(),
         provisioning_boot_id: ctx.boot_id.clone(),
-        config_digest: hex::encode(Sha256::digest(&json)),
+        config_digest: digest,
         restorable,
         preimages,
     };
@@ -220,6 +222,8 @@ pub fn apply_config(
 
     if let Some(cache) = &options.cache {
         if !cache.exists() {
+            let json = serde_json::to_vec(&resolved.to_json())
+                .map_err(|e| ApplyError::Marker(e.to_string()))?;
             write_private(cache, &json)?;
         }
     }
@@ -231,7 +235,9 @@ pub fn apply_config(
     })
 }
 
-fn resolve_input(input: &[u8], options: &ApplyOptions) -> Result<Resolved, ApplyError> {
+/// The resolved config, and the sha256 of the bytes it was resolved from (the config as
+/// given, or the cache).
+fn resolve_input(input: &[u8], options: &ApplyOptions) -> Result<(Resolved, String), ApplyError> {
     let resolve_options = ResolveOptions {
         fetch: options.fetch.clone(),
         require_verification: options.require_verification,
@@ -241,10 +247,9 @@ fn resolve_input(input: &[u8], options: &ApplyOptions) -> Result<Resolved, Apply
         Some(path) if path.exists() => Some(fs::read(path).map_err(io_err(path))?),
         _ => None,
     };
-    Ok(resolve::resolve(
-        cached.as_deref().unwrap_or(input),
-        &resolve_options,
-    )?)
+    let bytes = cached.as_deref().unwrap_or(input);
+    let resolved = resolve::resolve(bytes, &resolve_options)?;
+    Ok((resolved, hex::encode(Sha256::digest(bytes))))
 }
 
 fn context() -> Context {

@@ -3,6 +3,7 @@
 //! config's headers, proxies and extra CAs, a size bound), `gzip` undone, and
 //! `verification.hash` checked on the decompressed content, as Ignition checks it.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -130,18 +131,24 @@ pub fn decode_data_url(url: &str) -> Result<Vec<u8>, FetchError> {
     let (meta, payload) = rest
         .split_once(',')
         .ok_or_else(|| FetchError::DataUrl("missing comma before the data".into()))?;
-    let raw: Vec<u8> = percent_encoding::percent_decode_str(payload).collect();
+    // Percent-decoding and whitespace removal copy the payload; most payloads need neither.
+    let raw: Cow<[u8]> = percent_encoding::percent_decode_str(payload).into();
     if meta.split(';').any(|p| p.eq_ignore_ascii_case("base64")) {
-        let text: Vec<u8> = raw
-            .into_iter()
-            .filter(|b| !b.is_ascii_whitespace())
-            .collect();
+        let text: Cow<[u8]> = if raw.iter().any(u8::is_ascii_whitespace) {
+            raw.iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect::<Vec<u8>>()
+                .into()
+        } else {
+            raw
+        };
         base64::engine::general_purpose::STANDARD
             .decode(&text)
             .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(&text))
             .map_err(|e| FetchError::DataUrl(format!("bad base64: {e}")))
     } else {
-        Ok(raw)
+        Ok(raw.into_owned())
     }
 }
 

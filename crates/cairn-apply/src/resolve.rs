@@ -31,8 +31,9 @@ pub struct ResolveOptions {
 #[derive(Clone, Debug)]
 pub struct Resolved {
     /// The fully merged config: `ignition.config` resolved and removed; every resource that
-    /// carries data (file contents and appends, CA bundles) a `data:;base64,` URL of its
-    /// decompressed, verified bytes, without compression or HTTP headers, its
+    /// carries data (file contents and appends, CA bundles) a `data:` URL of its
+    /// decompressed, verified bytes (an uncompressed `data:` URL stays as written, others
+    /// become `data:;base64,…`), without compression or HTTP headers, its
     /// `verification.hash` kept (Ignition hashes the decompressed content). Configs of specs
     /// before 3.6.0 had their setuid/setgid/sticky bits masked off, as Ignition does.
     pub config: Config,
@@ -99,13 +100,16 @@ pub fn resolve(input: &[u8], options: &ResolveOptions) -> Result<Resolved, Resol
         chain: Vec::new(),
     };
     let config = resolver.read_input(input)?;
-    let config = resolver.render(config, &Config::default())?;
+    let referenced = has_references(&config);
+    let mut config = resolver.render(config, &Config::default())?;
     // Ignition validates the rendered config again: merging valid configs can make an
-    // invalid one.
-    let (mut config, _, report) =
-        cairn_ignition::parse_value(&config.to_json(version_of(&config)))?;
-    if report.has_errors() {
-        return Err(ResolveError::InvalidMerged(report_errors(&report)));
+    // invalid one. A config that references nothing was validated as it was read.
+    if referenced {
+        let report;
+        (config, _, report) = cairn_ignition::parse_value(&config.to_json(version_of(&config)))?;
+        if report.has_errors() {
+            return Err(ResolveError::InvalidMerged(report_errors(&report)));
+        }
     }
     resolver.handle_storage(&mut config.storage)?;
     resolver.inline_resources(&mut config)?;
@@ -193,6 +197,9 @@ impl Resolver<'_> {
     /// proxy and CAs of `context` (the parent as merged so far) merged with this config as
     /// merged so far, where Ignition keeps updating one fetcher with the same settings.
     fn render(&mut self, mut config: Config, context: &Config) -> Result<Config, ResolveError> {
+        if !has_references(&config) {
+            return Ok(config);
+        }
         let references = std::mem::take(&mut config.ignition.config);
         let mut so_far = merge(context, &config)?;
         let mut fetch = self.fetch_options(&so_far)?;
@@ -418,13 +425,27 @@ fn version_of(config: &Config) -> Version {
         .max(Version::LATEST)
 }
 
+/// Whether a config merges or replaces itself with another.
+fn has_references(config: &Config) -> bool {
+    let references = &config.ignition.config;
+    has_source(&references.replace) || !references.merge.is_empty()
+}
+
 fn has_source(resource: &Resource) -> bool {
     resource.source.as_deref().is_some_and(|s| !s.is_empty())
 }
 
 fn inline(resource: &mut Resource, data: &[u8]) {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(data);
-    resource.source = Some(format!("data:;base64,{encoded}"));
+    let plain_data_url = resource
+        .source
+        .as_deref()
+        .is_some_and(|s| fetch::scheme(s) == "data")
+        && resource.compression.as_deref().is_none_or(str::is_empty);
+    // An uncompressed `data:` URL already is its verified bytes.
+    if !plain_data_url {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(data);
+        resource.source = Some(format!("data:;base64,{encoded}"));
+    }
     resource.compression = None;
     resource.http_headers.clear();
 }

@@ -49,6 +49,14 @@ fn io_at(path: impl Into<String>) -> impl FnOnce(io::Error) -> TxnError {
     move |error| TxnError::Io { path, error }
 }
 
+fn uid_of(uid: u32) -> rustix::fs::Uid {
+    rustix::fs::Uid::from_raw(uid)
+}
+
+fn gid_of(gid: u32) -> rustix::fs::Gid {
+    rustix::fs::Gid::from_raw(gid)
+}
+
 fn rustix_at(path: impl Into<String>) -> impl FnOnce(rustix::io::Errno) -> TxnError {
     let path = path.into();
     move |e| TxnError::Io {
@@ -130,7 +138,7 @@ fn open_root(root: &Path) -> Result<OwnedFd> {
 
 /// Resolves `path` inside the root: its parent with symlinks followed (`/` is the root),
 /// the final name not followed. Returns the real path below `root`.
-fn resolve(root: &Path, root_fd: &OwnedFd, path: &str) -> Result<PathBuf> {
+fn resolve(real_root: &Path, root_fd: &OwnedFd, path: &str) -> Result<PathBuf> {
     let clean = path.trim_start_matches('/');
     let (parent, name) = clean.rsplit_once('/').unwrap_or(("", clean));
     if name.is_empty() || name == "." || name == ".." || clean.split('/').any(|c| c == "..") {
@@ -150,10 +158,7 @@ fn resolve(root: &Path, root_fd: &OwnedFd, path: &str) -> Result<PathBuf> {
         std::os::fd::AsRawFd::as_raw_fd(&fd)
     ))
     .map_err(io_at(format!("/{parent}")))?;
-    let real_root = root
-        .canonicalize()
-        .map_err(io_at(root.display().to_string()))?;
-    if !real.starts_with(&real_root) {
+    if !real.starts_with(real_root) {
         return Err(TxnError::Invalid(format!(
             "/{parent} resolves outside the root"
         )));
@@ -380,6 +385,13 @@ fn stage_and_switch(
         fs::create_dir(dir).map_err(io_at(dir.display().to_string()))?;
     }
     let root_fd = open_root(root)?;
+    let real_root = root
+        .canonicalize()
+        .map_err(io_at(root.display().to_string()))?;
+    let creator = (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
     // 1. Everything new is written complete beside the root.
     for (i, change) in changes.iter().enumerate() {
         let staged = stage.join(i.to_string());
@@ -399,7 +411,14 @@ fn stage_and_switch(
                     .open(&staged)
                     .map_err(io_at(change.path()))?;
                 f.write_all(contents).map_err(io_at(change.path()))?;
-                set_owner_mode(&staged, *uid, *gid, Some(*mode)).map_err(io_at(change.path()))?;
+                // Owner first (a chown clears set-id bits), through the open file; a new
+                // file already belongs to us.
+                if (*uid, *gid) != creator {
+                    rustix::fs::fchown(&f, Some(uid_of(*uid)), Some(gid_of(*gid)))
+                        .map_err(rustix_at(change.path()))?;
+                }
+                rustix::fs::fchmod(&f, Mode::from_raw_mode(*mode))
+                    .map_err(rustix_at(change.path()))?;
             }
             Change::Symlink {
                 target, uid, gid, ..
@@ -414,7 +433,7 @@ fn stage_and_switch(
                 let source = match earlier {
                     Some(j) => stage.join(j.to_string()),
                     None => {
-                        let real = resolve(root, &root_fd, target)?;
+                        let real = resolve(&real_root, &root_fd, target)?;
                         let m = fs::symlink_metadata(&real).map_err(io_at(target.clone()))?;
                         if m.is_dir() {
                             return Err(TxnError::Invalid(format!(
@@ -440,9 +459,11 @@ fn stage_and_switch(
     let mut created: HashSet<PathBuf> = HashSet::new();
     let mut removed: Vec<PathBuf> = Vec::new();
     for (i, change) in changes.iter().enumerate() {
-        let target = resolve_planned(root, &root_fd, change.path(), &planned)?;
+        let target = resolve_planned(&real_root, &root_fd, change.path(), &mut planned)?;
         let gone = removed.iter().any(|r| target.starts_with(r));
-        let existing = if gone || created.contains(&target) {
+        // Nothing exists yet below a directory this run creates.
+        let in_new_dir = target.parent().is_some_and(|p| created.contains(p));
+        let existing = if gone || in_new_dir || created.contains(&target) {
             None
         } else {
             fs::symlink_metadata(&target).ok()
@@ -598,23 +619,29 @@ fn stage_and_switch(
 /// Resolves a change's path before the steps run: through the real root, unless its
 /// parent is a directory an earlier change creates (not on disk yet).
 fn resolve_planned(
-    root: &Path,
+    real_root: &Path,
     root_fd: &OwnedFd,
     path: &str,
-    planned: &HashMap<String, PathBuf>,
+    planned: &mut HashMap<String, PathBuf>,
 ) -> Result<PathBuf> {
-    let parent = path
+    let (parent, name) = path
         .trim_end_matches('/')
         .rsplit_once('/')
-        .map_or("", |(p, _)| p);
+        .unwrap_or(("", path));
     match planned.get(parent) {
         Some(real) => {
-            let name = path.rsplit('/').next().unwrap_or_default();
             if name.is_empty() || name == "." || name == ".." {
                 return Err(TxnError::Invalid(format!("path {path:?} is not clean")));
             }
             Ok(real.join(name))
         }
-        None => resolve(root, root_fd, path),
+        None => {
+            let resolved = resolve(real_root, root_fd, path)?;
+            // Siblings share the parent: it is resolved once.
+            if let Some(dir) = resolved.parent() {
+                planned.insert(parent.to_string(), dir.to_path_buf());
+            }
+            Ok(resolved)
+        }
     }
 }

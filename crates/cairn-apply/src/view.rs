@@ -7,7 +7,8 @@
 //! [`View::changes`] compares the view with the real root and gives the list of
 //! [`Change`]s that `txn` applies.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -75,6 +76,8 @@ pub struct View {
     nodes: BTreeMap<String, Node>,
     /// Hard links in the order they were planned (they go last).
     hard_links: Vec<String>,
+    /// `lstat` of the real tree, which does not change while a plan is made.
+    real_stats: RefCell<HashMap<String, Option<Stat>>>,
 }
 
 pub(crate) fn parent_of(path: &str) -> &str {
@@ -127,6 +130,7 @@ impl View {
             root: root.to_path_buf(),
             nodes: BTreeMap::new(),
             hard_links: Vec::new(),
+            real_stats: RefCell::default(),
         }
     }
 
@@ -135,6 +139,17 @@ impl View {
     }
 
     fn real_stat(&self, path: &str) -> Option<Stat> {
+        if let Some(known) = self.real_stats.borrow().get(path) {
+            return known.clone();
+        }
+        let stat = self.lstat(path);
+        self.real_stats
+            .borrow_mut()
+            .insert(path.to_string(), stat.clone());
+        stat
+    }
+
+    fn lstat(&self, path: &str) -> Option<Stat> {
         let real = self.real(path);
         let m = fs::symlink_metadata(&real).ok()?;
         let kind = if m.file_type().is_symlink() {
@@ -400,6 +415,7 @@ impl View {
             root: self.root.clone(),
             nodes: self.nodes.clone(),
             hard_links: self.hard_links.clone(),
+            real_stats: self.real_stats.clone(),
         };
         let fresh: Vec<String> = self
             .nodes
@@ -565,6 +581,11 @@ impl View {
     /// Whether every ancestor of `path` is a real directory the plan keeps.
     fn ancestors_real(&self, path: &str) -> bool {
         self.real_visible(path)
+    }
+
+    /// Whether the real root has something at `path` (its own lstat, not the overlay's).
+    pub fn exists_in_root(&self, path: &str) -> bool {
+        self.real_stat(path).is_some()
     }
 
     /// The planned node at a resolved path, if the plan made one.
