@@ -389,19 +389,40 @@ impl Resolver<'_> {
             inline(authority, &bundle);
         }
         for (index, file) in config.storage.files.iter_mut().enumerate() {
-            if has_source(&file.contents) {
-                let at = format!("storage.files[{index}].contents");
-                let data = self.fetch(&file.contents, &at, &fetch)?;
-                inline(&mut file.contents, &data);
-            }
+            let at = format!("storage.files[{index}].contents");
+            self.inline_resource(&mut file.contents, &at, &fetch)?;
             for (append_index, append) in file.append.iter_mut().enumerate() {
-                if has_source(append) {
-                    let at = format!("storage.files[{index}].append[{append_index}]");
-                    let data = self.fetch(append, &at, &fetch)?;
-                    inline(append, &data);
-                }
+                let at = format!("storage.files[{index}].append[{append_index}]");
+                self.inline_resource(append, &at, &fetch)?;
             }
         }
+        Ok(())
+    }
+
+    fn inline_resource(
+        &mut self,
+        resource: &mut Resource,
+        at: &str,
+        fetch: &FetchOptions,
+    ) -> Result<(), ResolveError> {
+        if !has_source(resource) {
+            return Ok(());
+        }
+        if is_plain_data_url(resource) && resource.verification.hash.is_none() {
+            // Already its own bytes, and validation checked its encoding: nothing to
+            // fetch or verify; its length (no less than the bytes') counts to the bound.
+            self.fetched_bytes += resource.source.as_deref().map_or(0, str::len) as u64;
+            if self.fetched_bytes > self.options.fetch.max_size {
+                return Err(ResolveError::TooMuchData {
+                    at: at.to_owned(),
+                    limit: self.options.fetch.max_size,
+                });
+            }
+            resource.http_headers.clear();
+            return Ok(());
+        }
+        let data = self.fetch(resource, at, fetch)?;
+        inline(resource, &data);
         Ok(())
     }
 }
@@ -435,14 +456,18 @@ fn has_source(resource: &Resource) -> bool {
     resource.source.as_deref().is_some_and(|s| !s.is_empty())
 }
 
-fn inline(resource: &mut Resource, data: &[u8]) {
-    let plain_data_url = resource
+/// An uncompressed `data:` URL: the resource is its own bytes.
+fn is_plain_data_url(resource: &Resource) -> bool {
+    resource
         .source
         .as_deref()
         .is_some_and(|s| fetch::scheme(s) == "data")
-        && resource.compression.as_deref().is_none_or(str::is_empty);
+        && resource.compression.as_deref().is_none_or(str::is_empty)
+}
+
+fn inline(resource: &mut Resource, data: &[u8]) {
     // An uncompressed `data:` URL already is its verified bytes.
-    if !plain_data_url {
+    if !is_plain_data_url(resource) {
         let encoded = base64::engine::general_purpose::STANDARD.encode(data);
         resource.source = Some(format!("data:;base64,{encoded}"));
     }
