@@ -2,6 +2,7 @@
 
 mod admin_cmd;
 mod config_cmd;
+mod graph_cmd;
 mod provision_cmd;
 mod quickstart;
 mod repo_cmd;
@@ -32,6 +33,8 @@ enum Command {
     Config(config_cmd::ConfigArgs),
     /// First-boot provisioning: apply a config to a root, all or nothing, exactly once.
     Provision(provision_cmd::ProvisionArgs),
+    /// The update graph: serve it (Cincinnati), build it, run rollouts, barriers, dead ends.
+    Graph(graph_cmd::GraphArgs),
     /// Run cairn's main job end to end on embedded defaults, in a temporary directory.
     Quickstart(quickstart::QuickstartArgs),
 }
@@ -56,6 +59,7 @@ fn main() {
         Command::Admin(args) => admin_cmd::run(args),
         Command::Config(args) => config_cmd::run(args),
         Command::Provision(args) => provision_cmd::run(args),
+        Command::Graph(args) => graph_cmd::run(args),
         Command::Quickstart(args) => quickstart::run(args),
     };
     match result {

@@ -2,6 +2,7 @@
 
 mod config;
 mod crash;
+mod graph;
 mod hostile;
 mod httpd;
 mod interop;
