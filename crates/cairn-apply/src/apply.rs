@@ -259,7 +259,7 @@ fn context() -> Context {
         .unwrap_or(0);
     Context {
         days_since_epoch: now / 86400,
-        date: cairn_store::time::format_rfc3339(now),
+        date: cairn_store::time::format_rfc3339(now as i64),
         boot_id: fs::read_to_string("/proc/sys/kernel/random/boot_id")
             .map(|s| s.trim().to_string())
             .unwrap_or_default(),

@@ -300,7 +300,7 @@ pub fn run(args: QuickstartArgs) -> Result<i32> {
         println!(
             "commit {c}\n  version {}  {}  {}",
             commit.version().unwrap_or("-"),
-            cairn_store::time::format_utc(commit.timestamp),
+            cairn_store::time::format_utc(commit.timestamp as i64),
             commit.subject
         );
         next = commit.parent;

@@ -840,7 +840,7 @@ fn print_commit(
         writeln!(out, "Parent:  {p}")?;
     }
     writeln!(out, "ContentChecksum:  {}", c.content_checksum())?;
-    writeln!(out, "Date:  {}", time::format_utc(c.timestamp))?;
+    writeln!(out, "Date:  {}", time::format_utc(c.timestamp as i64))?;
     if let Some(v) = c.version() {
         writeln!(out, "Version: {v}")?;
     }
@@ -957,7 +957,7 @@ impl CommitJson {
             subject: c.subject.clone(),
             body: c.body.clone(),
             timestamp: c.timestamp,
-            date: time::format_rfc3339(c.timestamp),
+            date: time::format_rfc3339(c.timestamp as i64),
             version: c.version().map(str::to_owned),
             root_dirtree: c.root_tree.to_hex(),
             root_dirmeta: c.root_meta.to_hex(),

@@ -7,7 +7,6 @@
 //! Edits do not touch `metadata.last-modified`: call [`set_last_modified`] once after them.
 
 use crate::policy::RolloutProgress;
-use crate::utc;
 use crate::wire::{Barrier, Deadend, Rollout, UpdateEntry, UpdateEntryMetadata, UpdatesMetadata};
 
 /// Why an edit was refused. The document is unchanged.
@@ -76,7 +75,7 @@ pub fn pause_rollout(
     match rollout.progress(now) {
         RolloutProgress::NotStarted => Err(EditError::RolloutNotStarted {
             version: version.to_string(),
-            starts: utc::format_minutes(rollout.start_epoch.unwrap_or(0)),
+            starts: cairn_time::format_minutes(rollout.start_epoch.unwrap_or(0)),
         }),
         RolloutProgress::Started(fraction) if fraction >= 1.0 => Err(EditError::RolloutComplete {
             version: version.to_string(),
@@ -162,7 +161,7 @@ pub fn unmark_deadend(updates: &mut UpdatesMetadata, version: &str) -> Result<()
 
 /// Set `metadata.last-modified` to `now` (`2025-01-05T14:00:00Z`).
 pub fn set_last_modified(updates: &mut UpdatesMetadata, now: i64) {
-    updates.metadata.last_modified = utc::format_rfc3339(now);
+    updates.metadata.last_modified = cairn_time::format_rfc3339(now);
 }
 
 /// The state of every barrier, dead end and rollout at `now`, one line each, in document
@@ -205,22 +204,22 @@ fn describe_rollout(version: &str, rollout: &Rollout, now: i64) -> String {
         .duration_minutes
         .filter(|&minutes| minutes > 0 && start_value < 1.0)
         .map(|minutes| {
-            utc::format_minutes(start.saturating_add_unsigned(minutes.saturating_mul(60)))
+            cairn_time::format_minutes(start.saturating_add_unsigned(minutes.saturating_mul(60)))
         });
     match (rollout.progress(now), full_at) {
         (RolloutProgress::NotStarted, _) if start_value >= 1.0 => format!(
             "rollout of {version} not started: everyone at {}",
-            utc::format_minutes(start)
+            cairn_time::format_minutes(start)
         ),
         (RolloutProgress::NotStarted, Some(full)) => format!(
             "rollout of {version} not started: {} at {}, full at {full}",
             percent(start_value),
-            utc::format_minutes(start)
+            cairn_time::format_minutes(start)
         ),
         (RolloutProgress::NotStarted, None) => format!(
             "rollout of {version} not started: {} at {}, then held (no duration)",
             percent(start_value),
-            utc::format_minutes(start)
+            cairn_time::format_minutes(start)
         ),
         (RolloutProgress::Started(fraction), Some(full)) if fraction >= 1.0 => {
             format!("rollout of {version} complete (full since {full})")
@@ -237,7 +236,7 @@ fn describe_rollout(version: &str, rollout: &Rollout, now: i64) -> String {
         (RolloutProgress::Started(fraction), None) => format!(
             "rollout of {version} held at {} since {} (paused: no duration)",
             percent(fraction),
-            utc::format_minutes(start)
+            cairn_time::format_minutes(start)
         ),
     }
 }

@@ -35,7 +35,6 @@ pub mod edit;
 mod graph;
 pub mod keys;
 mod policy;
-mod utc;
 mod wariness;
 pub mod wire;
 

@@ -21,7 +21,7 @@ pub mod remote;
 pub mod repo;
 pub mod sign;
 pub mod summary;
-pub mod time;
+pub use cairn_time as time;
 pub mod xattr;
 
 pub use object::{Checksum, ObjectType};

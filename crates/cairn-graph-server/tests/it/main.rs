@@ -326,7 +326,11 @@ fn fuzzed_queries_never_get_a_5xx() {
         let mut query = String::new();
         for _ in 0..(rng.next() % 6) {
             if !query.is_empty() {
-                query.push(if rng.next().is_multiple_of(10) { ';' } else { '&' });
+                query.push(if rng.next().is_multiple_of(10) {
+                    ';'
+                } else {
+                    '&'
+                });
             }
             query.push_str(rng.pick(&names));
             if !rng.next().is_multiple_of(8) {

@@ -24,23 +24,29 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// `2020-01-01 00:00:00 +0000`, as `ostree log` prints dates.
-pub fn format_utc(secs: u64) -> String {
-    let secs = secs as i64;
+/// Date and time of a UNIX time: (year, month, day, hour, minute, second).
+pub fn civil(secs: i64) -> (i64, i64, i64, i64, i64, i64) {
     let (y, m, d) = civil_from_days(secs.div_euclid(86400));
     let rem = secs.rem_euclid(86400);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} +0000",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// `2020-01-01 00:00:00 +0000`, as `ostree log` prints dates.
+pub fn format_utc(secs: i64) -> String {
+    let (y, m, d, hh, mm, ss) = civil(secs);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02} +0000")
 }
 
 /// `2020-01-01T00:00:00Z` (RFC 3339).
-pub fn format_rfc3339(secs: u64) -> String {
-    let s = format_utc(secs);
-    format!("{}T{}Z", &s[..10], &s[11..19])
+pub fn format_rfc3339(secs: i64) -> String {
+    let (y, m, d, hh, mm, ss) = civil(secs);
+    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+}
+
+/// `2025-01-12 14:00 UTC` (seconds dropped), for plain-words status lines.
+pub fn format_minutes(secs: i64) -> String {
+    let (y, m, d, hh, mm, _) = civil(secs);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02} UTC")
 }
 
 /// Parses `YYYY-MM-DD[T ]HH:MM:SS[Z|±HH:MM]`, `@EPOCH`, or `N {seconds,minutes,hours,days,weeks} ago`.
@@ -135,5 +141,10 @@ mod tests {
         );
         assert!(parse_timestamp("yesterday-ish", 0).is_err());
         assert_eq!(format_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(format_minutes(1_736_690_400), "2025-01-12 14:00 UTC");
+        // No panic at the ends of the range.
+        format_minutes(i64::MIN);
+        format_minutes(i64::MAX);
     }
 }
