@@ -383,7 +383,13 @@ pub fn run(args: QuickstartArgs) -> Result<i32> {
     );
     first_boot(&work.join("firstboot"), &ignition_path)?;
 
-    step(15, "verify the repositories");
+    step(
+        15,
+        "serve the update graph (Cincinnati, as Fedora CoreOS serves it): release 2 rolls out gradually",
+    );
+    update_graph(&work.join("graph"), &first.to_string(), &second.to_string())?;
+
+    step(16, "verify the repositories");
     let mut clean = true;
     for (name, r) in [
         ("server", &repo),
@@ -409,6 +415,87 @@ pub fn run(args: QuickstartArgs) -> Result<i32> {
         repo_path.display()
     );
     Ok(if clean { 0 } else { 1 })
+}
+
+/// Publishes both releases in a release index, starts the rollout of release 2 (a quarter
+/// of the fleet now, everyone in an hour), serves the graph, and asks it as an eager and
+/// as a wary machine.
+fn update_graph(dir: &Path, first: &str, second: &str) -> Result<()> {
+    fs::create_dir_all(dir)?;
+    let modified = cairn_store::time::format_rfc3339(now() as i64);
+    let release = |version: &str, checksum: &str| {
+        serde_json::json!({
+            "version": version,
+            "metadata": format!("https://example.invalid/{version}/release.json"),
+            "commits": [{"architecture": "x86_64", "checksum": checksum}],
+        })
+    };
+    let index = serde_json::json!({
+        "stream": "stable",
+        "metadata": {"last-modified": modified},
+        "releases": [release("1", first), release("2", second)],
+    });
+    write(&dir.join("releases-stable.json"), &serde_json::to_string_pretty(&index)?)?;
+    let updates_path = dir.join("updates-stable.json");
+    let mut updates = cairn_graph::wire::parse_updates(&format!(
+        r#"{{"stream": "stable", "metadata": {{"last-modified": "{modified}"}}, "releases": []}}"#
+    ))?;
+    cairn_graph::edit::start_rollout(&mut updates, "2", now() as i64, 0.25, 60)?;
+    write(&updates_path, &cairn_graph::wire::to_pretty_json(&updates))?;
+    println!(
+        "cairn graph rollout start --updates {} --start-percentage 0.25 --duration 60 2",
+        updates_path.display()
+    );
+    for line in cairn_graph::edit::describe(&updates, now() as i64) {
+        println!("{line}");
+    }
+    let settings = cairn_graph_server::Settings {
+        streams: vec!["stable".into()],
+        release_index: dir.join("releases-{stream}.json").display().to_string(),
+        updates: dir.join("updates-{stream}.json").display().to_string(),
+        refresh: std::time::Duration::from_secs(300),
+        now: None,
+    };
+    let server = cairn_graph_server::spawn(settings, "127.0.0.1:0".parse()?)?;
+    println!("cairn graph serve --listen {} …", server.addr);
+    for (who, wariness) in [("an eager machine", "0.1"), ("a wary machine", "0.9")] {
+        let url = format!(
+            "http://{}/v1/graph?basearch=x86_64&stream=stable&rollout_wariness={wariness}",
+            server.addr
+        );
+        let body = http_get(&url)?;
+        let graph: cairn_graph::Graph = serde_json::from_str(&body)?;
+        let offered: Vec<String> = graph
+            .edges
+            .iter()
+            .map(|(from, to)| {
+                format!(
+                    "{} → {}",
+                    graph.nodes[*from as usize].version, graph.nodes[*to as usize].version
+                )
+            })
+            .collect();
+        println!(
+            "{who} (rollout_wariness={wariness}) is offered: {}",
+            if offered.is_empty() {
+                "nothing yet".to_string()
+            } else {
+                offered.join(", ")
+            }
+        );
+    }
+    Ok(())
+}
+
+/// A GET that returns the body of a 200.
+fn http_get(url: &str) -> Result<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let response = reqwest::get(url).await?.error_for_status()?;
+        Ok(response.text().await?)
+    })
 }
 
 /// Applies the translated config to a fresh root, as the first boot would.
