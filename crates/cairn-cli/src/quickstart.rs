@@ -435,7 +435,10 @@ fn update_graph(dir: &Path, first: &str, second: &str) -> Result<()> {
         "metadata": {"last-modified": modified},
         "releases": [release("1", first), release("2", second)],
     });
-    write(&dir.join("releases-stable.json"), &serde_json::to_string_pretty(&index)?)?;
+    write(
+        &dir.join("releases-stable.json"),
+        &serde_json::to_string_pretty(&index)?,
+    )?;
     let updates_path = dir.join("updates-stable.json");
     let mut updates = cairn_graph::wire::parse_updates(&format!(
         r#"{{"stream": "stable", "metadata": {{"last-modified": "{modified}"}}, "releases": []}}"#

@@ -49,8 +49,14 @@ fn quickstart_runs_end_to_end() {
     // The update graph: release 2 reaches the eager machine first.
     let graph = &out[out.find("== 15.").unwrap()..out.find("== 16.").unwrap()];
     assert!(graph.contains("rollout of 2 at 25%"), "{graph}");
-    assert!(graph.contains("rollout_wariness=0.1) is offered: 1 → 2"), "{graph}");
-    assert!(graph.contains("rollout_wariness=0.9) is offered: nothing yet"), "{graph}");
+    assert!(
+        graph.contains("rollout_wariness=0.1) is offered: 1 → 2"),
+        "{graph}"
+    );
+    assert!(
+        graph.contains("rollout_wariness=0.9) is offered: nothing yet"),
+        "{graph}"
+    );
     // The sysroot steps: booted release 2 after the upgrade, release 1 after the rollback.
     let upgrade = &out[out.find("== 8.").unwrap()..out.find("== 9.").unwrap()];
     assert!(upgrade.contains("    Version: 2\n"), "{upgrade}");

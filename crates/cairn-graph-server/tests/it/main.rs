@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use cairn_graph::{build, filter, wire, PayloadKind};
 use cairn_graph_server::{spawn, Settings};
+use cairn_test_support::Rng;
 
 /// Halfway through the synthetic set's last rollout (41.20240408.3.0: from 25% at
 /// 1712700000 to everyone 2880 minutes later): at 62.5%, wariness 0.5 sees it, 1.0 not.
@@ -269,22 +270,6 @@ fn a_stream_that_never_loaded_answers_503_and_says_why() {
         .contains("releases-next.json"));
 }
 
-/// A small deterministic generator (xorshift), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[(self.next() % items.len() as u64) as usize]
-    }
-}
-
 #[test]
 fn fuzzed_queries_never_get_a_5xx() {
     let dir = tempfile::tempdir().unwrap();
@@ -324,23 +309,23 @@ fn fuzzed_queries_never_get_a_5xx() {
     let mut rng = Rng(0x5eed_cafe_f00d_d00d);
     for _ in 0..1500 {
         let mut query = String::new();
-        for _ in 0..(rng.next() % 6) {
+        for _ in 0..(rng.next_u64() % 6) {
             if !query.is_empty() {
-                query.push(if rng.next().is_multiple_of(10) {
+                query.push(if rng.next_u64().is_multiple_of(10) {
                     ';'
                 } else {
                     '&'
                 });
             }
             query.push_str(rng.pick(&names));
-            if !rng.next().is_multiple_of(8) {
+            if !rng.next_u64().is_multiple_of(8) {
                 query.push('=');
                 query.push_str(rng.pick(&values));
             }
         }
         // Raw bytes too, percent-encoded so the request line stays valid.
-        if rng.next().is_multiple_of(5) {
-            let byte = (rng.next() % 256) as u8;
+        if rng.next_u64().is_multiple_of(5) {
+            let byte = (rng.next_u64() % 256) as u8;
             query.push_str(&format!("&basearch=%{byte:02x}"));
         }
         let reply = get(server.addr, &format!("/v1/graph?{query}"), "");
