@@ -17,7 +17,7 @@ mod query;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
@@ -26,7 +26,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use cairn_graph::{build, check_updates, filter, wire, Graph, PayloadKind};
+use cairn_graph::{build, check_updates, wire, without, Graph, PayloadKind, Rollouts};
 use sha2::{Digest, Sha256};
 
 pub use metrics::Metrics;
@@ -51,9 +51,15 @@ pub struct Settings {
     pub now: Option<i64>,
 }
 
+/// A built graph and its rollouts, read once.
+struct Prepared {
+    graph: Graph,
+    rollouts: Rollouts,
+}
+
 /// One stream's graphs, from its last good sources.
 struct Loaded {
-    graphs: HashMap<(String, PayloadKind), Arc<Graph>>,
+    graphs: HashMap<(String, PayloadKind), Prepared>,
     releases: usize,
     loaded_at: i64,
     /// Changes with every successful load: cached answers of older loads are not reused.
@@ -68,20 +74,37 @@ struct StreamState {
     last_attempt: i64,
 }
 
-/// An answer is fixed by (stream, basearch, payload kind, load generation, a digest of
-/// the edges the policy kept).
-type AnswerKey = (String, String, PayloadKind, u64, u64);
+/// An answer is fixed by (stream, basearch, payload kind, load generation, the rollout
+/// nodes the client does not see yet).
+type AnswerKey = (String, String, PayloadKind, u64, Vec<u64>);
 
 struct Cached {
     body: axum::body::Bytes,
     etag: HeaderValue,
 }
 
+type Failure = (StatusCode, &'static str, String);
+
+impl Cached {
+    /// A graph's JSON and its strong ETag.
+    fn of(graph: &Graph) -> Result<Cached, Failure> {
+        let body = serde_json::to_vec(graph)
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+        let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..32]);
+        Ok(Cached {
+            body: body.into(),
+            etag: HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\"")),
+        })
+    }
+}
+
 pub struct Service {
     settings: Settings,
     streams: RwLock<HashMap<String, StreamState>>,
-    cache: Mutex<HashMap<AnswerKey, Arc<Cached>>>,
+    cache: RwLock<HashMap<AnswerKey, Arc<Cached>>>,
     pub metrics: Metrics,
+    /// The answer for an architecture without releases.
+    empty: Arc<Cached>,
     client: reqwest::Client,
     generation: std::sync::atomic::AtomicU64,
 }
@@ -111,8 +134,9 @@ impl Service {
         Ok(Arc::new(Service {
             settings,
             streams: RwLock::new(streams),
-            cache: Mutex::new(HashMap::new()),
+            cache: RwLock::new(HashMap::new()),
             metrics: Metrics::default(),
+            empty: Arc::new(Cached::of(&Graph::default()).map_err(|(_, _, e)| e)?),
             client,
             generation: Default::default(),
         }))
@@ -151,7 +175,10 @@ impl Service {
             }
         }
         // Answers of replaced loads can no longer be asked for.
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         failures
     }
 
@@ -181,7 +208,8 @@ impl Service {
             for kind in [PayloadKind::Checksum, PayloadKind::Oci] {
                 let graph = build(&index, &updates, stream, &arch, kind)
                     .map_err(|e| format!("{stream}/{arch}/{kind}: {e}"))?;
-                graphs.insert((arch.clone(), kind), Arc::new(graph));
+                let rollouts = Rollouts::of(&graph);
+                graphs.insert((arch.clone(), kind), Prepared { graph, rollouts });
             }
         }
         Ok(Loaded {
@@ -230,10 +258,7 @@ impl Service {
 
     /// The answer to a graph query: its JSON and ETag, from the cache when the same
     /// graph was answered before.
-    fn answer(
-        &self,
-        query: &GraphQuery,
-    ) -> Result<Arc<Cached>, (StatusCode, &'static str, String)> {
+    fn answer(&self, query: &GraphQuery) -> Result<Arc<Cached>, Failure> {
         let streams = self.streams.read().unwrap_or_else(|e| e.into_inner());
         let state = streams.get(&query.stream).ok_or_else(|| {
             (
@@ -249,46 +274,30 @@ impl Service {
                 .map_or("not loaded yet".to_string(), |(_, why)| why.clone());
             (StatusCode::SERVICE_UNAVAILABLE, "graph_unavailable", why)
         })?;
-        let empty = Arc::new(Graph::default());
-        let graph = loaded
-            .graphs
-            .get(&(query.basearch.clone(), query.kind))
-            .unwrap_or(&empty);
-        let filtered = filter(graph, self.now(), query.wariness);
-        // The answer is fixed by the graph and the edges the policy kept.
-        let fingerprint = {
-            let mut h = Sha256::new();
-            for (from, to) in &filtered.edges {
-                h.update(from.to_le_bytes());
-                h.update(to.to_le_bytes());
-            }
-            let digest = h.finalize();
-            u64::from_le_bytes(digest[..8].try_into().unwrap_or_default())
+        let Some(prepared) = loaded.graphs.get(&(query.basearch.clone(), query.kind)) else {
+            return Ok(self.empty.clone());
         };
+        // Clients differ only in the rollouts they do not see yet: that is the key, and
+        // the policy runs only for an answer not seen before.
+        let hidden = prepared.rollouts.hidden(self.now(), query.wariness);
         let key = (
             query.stream.clone(),
             query.basearch.clone(),
             query.kind,
             loaded.generation,
-            fingerprint,
+            hidden,
         );
-        drop(streams);
         if let Some(hit) = self
             .cache
-            .lock()
+            .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&key)
         {
             return Ok(hit.clone());
         }
-        let body = serde_json::to_vec(&filtered)
-            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-        let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..32]);
-        let cached = Arc::new(Cached {
-            body: body.into(),
-            etag: HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\"")),
-        });
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let cached = Arc::new(Cached::of(&without(&prepared.graph, &key.4))?);
+        drop(streams);
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
         if cache.len() < MAX_CACHED {
             cache.insert(key, cached.clone());
         }

@@ -40,6 +40,8 @@ pub mod wire;
 
 pub use check::{check_updates, CheckError, Problem};
 pub use graph::{build, Graph, GraphError, Node, PayloadKind, UnknownPayloadKind};
-pub use policy::{filter, node_rollout_progress, rollout_progress, RolloutProgress};
+pub use policy::{
+    filter, node_rollout_progress, rollout_progress, without, RolloutProgress, Rollouts,
+};
 pub use wariness::{wariness_for_request, wariness_from_node_uuid};
 pub use wire::{ReleaseIndex, StreamMetadata, UpdatesMetadata};
