@@ -1,0 +1,443 @@
+//! FleetLock's slot semaphore over any [`Store`]: take a slot before rebooting, give it back when
+//! healthy again.
+//!
+//! Rules (FleetLock protocol v1, plus what Airlock does and what its users asked for):
+//!
+//! - a lock is re-entrant: an id that already holds a slot gets it again, with no write;
+//! - unlocking an id that holds nothing succeeds, with no write;
+//! - the configured number of slots is the truth, also for existing state: if it shrinks below the
+//!   number of holders, nobody is evicted, but nobody new gets a slot until enough have left;
+//! - each holder's acquisition time is recorded in [`GroupState::leases`], so that the service can
+//!   show since-when and free the slots of silent holders ([`Semaphore::release_expired`]).
+//!
+//! Every operation is a read-modify-CAS loop: a conflict means another writer succeeded, so the
+//! loop always makes progress overall; it still gives up after [`MAX_ATTEMPTS`] as a safety net.
+//! Time is a parameter (seconds since the Unix epoch), never read from a clock here.
+
+use crate::store::{GroupName, GroupState, Store, StoreError};
+
+/// How many conflicting compare-and-swaps one operation tolerates before giving up.
+pub const MAX_ATTEMPTS: u32 = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockOutcome {
+    /// The id took a free slot.
+    Acquired,
+    /// The id already held a slot (re-entrant lock).
+    AlreadyHeld,
+    /// Every slot is taken by others.
+    Full { holders: Vec<String>, slots: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnlockOutcome {
+    Released,
+    /// The id held no slot; that is a success in FleetLock.
+    NotHeld,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SemaphoreError {
+    #[error("empty client id")]
+    EmptyId,
+    #[error("group {group}: gave up after {attempts} conflicting writes")]
+    Contention { group: GroupName, attempts: u32 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What one step of a CAS loop decided.
+enum Step<T> {
+    /// Write this state, then return the value.
+    Write(GroupState, T),
+    /// Return the value without writing.
+    Done(T),
+}
+
+#[derive(Debug)]
+pub struct Semaphore<S> {
+    store: S,
+}
+
+impl<S: Store> Semaphore<S> {
+    pub fn new(store: S) -> Semaphore<S> {
+        Semaphore { store }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Take a slot in `group` for `id`, with `slots` the configured number of slots.
+    pub fn lock(
+        &self,
+        group: &GroupName,
+        id: &str,
+        slots: u64,
+        now_unix_seconds: u64,
+    ) -> Result<LockOutcome, SemaphoreError> {
+        if id.is_empty() {
+            return Err(SemaphoreError::EmptyId);
+        }
+        self.update(group, |mut state| {
+            if state.is_holder(id) {
+                return Step::Done(LockOutcome::AlreadyHeld);
+            }
+            if state.holders.len() as u64 >= slots {
+                return Step::Done(LockOutcome::Full {
+                    holders: state.holders,
+                    slots,
+                });
+            }
+            state.total_slots = slots;
+            // Sorted, as Airlock keeps them (it finds ids by binary search).
+            let position = state.holders.partition_point(|holder| holder.as_str() < id);
+            state.holders.insert(position, id.to_owned());
+            state.leases.insert(id.to_owned(), now_unix_seconds);
+            Step::Write(state, LockOutcome::Acquired)
+        })
+    }
+
+    /// Give back the slot `id` holds in `group`, if any.
+    pub fn unlock(&self, group: &GroupName, id: &str) -> Result<UnlockOutcome, SemaphoreError> {
+        if id.is_empty() {
+            return Err(SemaphoreError::EmptyId);
+        }
+        self.update(group, |mut state| {
+            if !state.is_holder(id) {
+                return Step::Done(UnlockOutcome::NotHeld);
+            }
+            state.holders.retain(|holder| holder != id);
+            state.leases.remove(id);
+            Step::Write(state, UnlockOutcome::Released)
+        })
+    }
+
+    /// Free the slots of holders that took them at least `lease_seconds` ago, returning their ids.
+    ///
+    /// A holder without a recorded acquisition time (written by Airlock, or before leases were
+    /// on) is stamped `now_unix_seconds`: its lease starts when it is first seen.
+    pub fn release_expired(
+        &self,
+        group: &GroupName,
+        lease_seconds: u64,
+        now_unix_seconds: u64,
+    ) -> Result<Vec<String>, SemaphoreError> {
+        self.update(group, |mut state| {
+            let mut changed = false;
+            for holder in &state.holders {
+                if !state.leases.contains_key(holder) {
+                    state.leases.insert(holder.clone(), now_unix_seconds);
+                    changed = true;
+                }
+            }
+            let expired: Vec<String> = state
+                .holders
+                .iter()
+                .filter(|holder| {
+                    let since = state.leases[holder.as_str()];
+                    now_unix_seconds.saturating_sub(since) >= lease_seconds
+                })
+                .cloned()
+                .collect();
+            if expired.is_empty() && !changed {
+                return Step::Done(expired);
+            }
+            state.holders.retain(|holder| !expired.contains(holder));
+            state
+                .leases
+                .retain(|id, _| state.holders.iter().any(|holder| holder == id));
+            Step::Write(state, expired)
+        })
+    }
+
+    /// The CAS loop: read, decide, write if needed, retry on conflict.
+    fn update<T>(
+        &self,
+        group: &GroupName,
+        mut decide: impl FnMut(GroupState) -> Step<T>,
+    ) -> Result<T, SemaphoreError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let current = self.store.get(group)?;
+            match decide(current.state) {
+                Step::Done(value) => return Ok(value),
+                Step::Write(mut new, value) => {
+                    // Drop lease entries of ids that are no longer holders (e.g. removed by Airlock).
+                    new.leases
+                        .retain(|id, _| new.holders.iter().any(|holder| holder == id));
+                    if self
+                        .store
+                        .compare_and_swap(group, current.version, &new)?
+                        .is_some()
+                    {
+                        return Ok(value);
+                    }
+                }
+            }
+        }
+        Err(SemaphoreError::Contention {
+            group: group.clone(),
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::memory::MemoryStore;
+    use crate::store::Versioned;
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn group() -> GroupName {
+        GroupName::default_group()
+    }
+
+    fn get(semaphore: &Semaphore<MemoryStore>) -> Versioned {
+        semaphore.store().get(&group()).unwrap()
+    }
+
+    #[test]
+    fn acquires_until_full() {
+        let semaphore = Semaphore::new(MemoryStore::new());
+        assert_eq!(
+            semaphore.lock(&group(), "b", 2, NOW).unwrap(),
+            LockOutcome::Acquired
+        );
+        assert_eq!(
+            semaphore.lock(&group(), "a", 2, NOW).unwrap(),
+            LockOutcome::Acquired
+        );
+        assert_eq!(
+            semaphore.lock(&group(), "c", 2, NOW).unwrap(),
+            LockOutcome::Full {
+                holders: vec!["a".to_owned(), "b".to_owned()],
+                slots: 2
+            }
+        );
+        let state = get(&semaphore).state;
+        assert_eq!(state.total_slots, 2);
+        assert_eq!(state.holders, ["a", "b"], "sorted, as Airlock keeps them");
+    }
+
+    #[test]
+    fn lock_is_reentrant_without_writing() {
+        let semaphore = Semaphore::new(MemoryStore::new());
+        semaphore.lock(&group(), "a", 1, NOW).unwrap();
+        let before = get(&semaphore);
+        assert_eq!(
+            semaphore.lock(&group(), "a", 1, NOW + 60).unwrap(),
+            LockOutcome::AlreadyHeld
+        );
+        assert_eq!(get(&semaphore), before);
+    }
+
+    #[test]
+    fn unlock_of_nothing_succeeds_without_writing() {
+        let semaphore = Semaphore::new(MemoryStore::new());
+        assert_eq!(
+            semaphore.unlock(&group(), "a").unwrap(),
+            UnlockOutcome::NotHeld
+        );
+        assert!(get(&semaphore).is_absent());
+        assert!(semaphore.store().groups().unwrap().is_empty());
+        semaphore.lock(&group(), "a", 1, NOW).unwrap();
+        let before = get(&semaphore);
+        assert_eq!(
+            semaphore.unlock(&group(), "b").unwrap(),
+            UnlockOutcome::NotHeld
+        );
+        assert_eq!(get(&semaphore), before);
+    }
+
+    #[test]
+    fn unlock_frees_the_slot() {
+        let semaphore = Semaphore::new(MemoryStore::new());
+        semaphore.lock(&group(), "a", 1, NOW).unwrap();
+        assert_eq!(
+            semaphore.unlock(&group(), "a").unwrap(),
+            UnlockOutcome::Released
+        );
+        assert_eq!(
+            semaphore.unlock(&group(), "a").unwrap(),
+            UnlockOutcome::NotHeld
+        );
+        assert_eq!(
+            semaphore.lock(&group(), "b", 1, NOW).unwrap(),
+            LockOutcome::Acquired
+        );
+        assert_eq!(get(&semaphore).state.holders, ["b"]);
+    }
+
+    #[test]
+    fn shrinking_slots_evicts_nobody_and_admits_nobody_until_enough_leave() {
+        let semaphore = Semaphore::new(MemoryStore::new());
+        for id in ["a", "b", "c"] {
+            semaphore.lock(&group(), id, 3, NOW).unwrap();
+        }
+        assert!(matches!(
+            semaphore.lock(&group(), "d", 1, NOW).unwrap(),
+            LockOutcome::Full { slots: 1, .. }
+        ));
+        assert_eq!(get(&semaphore).state.holders, ["a", "b", "c"]);
+        assert_eq!(
+            semaphore.lock(&group(), "b", 1, NOW).unwrap(),
+            LockOutcome::AlreadyHeld
+        );
+        semaphore.unlock(&group(), "a").unwrap();
+        semaphore.unlock(&group(), "b").unwrap();
+        assert!(matches!(
+            semaphore.lock(&group(), "d", 1, NOW).unwrap(),
+            LockOutcome::Full { .. }
+        ));
+        semaphore.unlock(&group(), "c").unwrap();
+        assert_eq!(
+            semaphore.lock(&group(), "d", 1, NOW).unwrap(),
+            LockOutcome::Acquired
+        );
+        assert_eq!(get(&semaphore).state.total_slots, 1);
+    }
+
+    #[test]
+    fn configured_slots_override_stored_total() {
+        let semaphore = Semaphore::new(MemoryStore::new());
+        // As Airlock would have left it: one slot, taken, no leases.
+        let airlock_state = GroupState {
+            total_slots: 1,
+            holders: vec!["a".to_owned()],
+            leases: Default::default(),
+        };
+        semaphore
+            .store()
+            .compare_and_swap(&group(), 0, &airlock_state)
+            .unwrap();
+        assert_eq!(
+            semaphore.lock(&group(), "b", 2, NOW).unwrap(),
+            LockOutcome::Acquired
+        );
+        let state = get(&semaphore).state;
+        assert_eq!(state.total_slots, 2);
+        assert_eq!(state.holders, ["a", "b"]);
+        assert_eq!(state.leases.get("b"), Some(&NOW));
+        assert_eq!(state.leases.get("a"), None);
+    }
+
+    #[test]
+    fn leases_record_acquisition_and_go_with_the_holder() {
+        let semaphore = Semaphore::new(MemoryStore::new());
+        semaphore.lock(&group(), "a", 2, NOW).unwrap();
+        semaphore.lock(&group(), "b", 2, NOW + 5).unwrap();
+        semaphore.lock(&group(), "a", 2, NOW + 10).unwrap();
+        let state = get(&semaphore).state;
+        assert_eq!(
+            state.leases.get("a"),
+            Some(&NOW),
+            "re-entry keeps the first time"
+        );
+        assert_eq!(state.leases.get("b"), Some(&(NOW + 5)));
+        semaphore.unlock(&group(), "a").unwrap();
+        assert_eq!(
+            get(&semaphore).state.leases.keys().collect::<Vec<_>>(),
+            ["b"]
+        );
+    }
+
+    #[test]
+    fn release_expired_frees_silent_holders() {
+        let semaphore = Semaphore::new(MemoryStore::new());
+        semaphore.lock(&group(), "a", 3, NOW).unwrap();
+        semaphore.lock(&group(), "b", 3, NOW + 50).unwrap();
+        assert!(semaphore
+            .release_expired(&group(), 100, NOW + 99)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            semaphore.release_expired(&group(), 100, NOW + 100).unwrap(),
+            ["a"]
+        );
+        assert_eq!(get(&semaphore).state.holders, ["b"]);
+        // A holder written without a lease (by Airlock) starts its lease when first seen.
+        let mut state = get(&semaphore).state;
+        state.holders.push("c".to_owned());
+        let version = get(&semaphore).version;
+        semaphore
+            .store()
+            .compare_and_swap(&group(), version, &state)
+            .unwrap();
+        assert!(semaphore
+            .release_expired(&group(), 100, NOW + 120)
+            .unwrap()
+            .is_empty());
+        assert_eq!(get(&semaphore).state.leases.get("c"), Some(&(NOW + 120)));
+        assert_eq!(
+            semaphore.release_expired(&group(), 100, NOW + 220).unwrap(),
+            ["b", "c"]
+        );
+        assert!(get(&semaphore).state.holders.is_empty());
+    }
+
+    #[test]
+    fn empty_id_is_an_error() {
+        let semaphore = Semaphore::new(MemoryStore::new());
+        assert!(matches!(
+            semaphore.lock(&group(), "", 1, NOW),
+            Err(SemaphoreError::EmptyId)
+        ));
+        assert!(matches!(
+            semaphore.unlock(&group(), ""),
+            Err(SemaphoreError::EmptyId)
+        ));
+    }
+
+    /// A store where another writer takes the last slot just before our first write.
+    struct RacedStore {
+        inner: MemoryStore,
+        raced: AtomicBool,
+    }
+
+    impl Store for RacedStore {
+        fn get(&self, group: &GroupName) -> Result<Versioned, StoreError> {
+            self.inner.get(group)
+        }
+
+        fn compare_and_swap(
+            &self,
+            group: &GroupName,
+            expected_version: u64,
+            new: &GroupState,
+        ) -> Result<Option<u64>, StoreError> {
+            if !self.raced.swap(true, Ordering::SeqCst) {
+                let other = GroupState {
+                    total_slots: 1,
+                    holders: vec!["other".to_owned()],
+                    leases: Default::default(),
+                };
+                self.inner
+                    .compare_and_swap(group, expected_version, &other)?;
+            }
+            self.inner.compare_and_swap(group, expected_version, new)
+        }
+
+        fn groups(&self) -> Result<Vec<GroupName>, StoreError> {
+            self.inner.groups()
+        }
+    }
+
+    #[test]
+    fn conflict_is_retried_against_the_new_state() {
+        let semaphore = Semaphore::new(RacedStore {
+            inner: MemoryStore::new(),
+            raced: AtomicBool::new(false),
+        });
+        assert_eq!(
+            semaphore.lock(&group(), "a", 1, NOW).unwrap(),
+            LockOutcome::Full {
+                holders: vec!["other".to_owned()],
+                slots: 1
+            }
+        );
+    }
+}
