@@ -27,6 +27,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use cairn_graph::{build, check_updates, wire, without, Graph, PayloadKind, Rollouts};
+use cairn_http::json_error;
 use sha2::{Digest, Sha256};
 
 pub use metrics::Metrics;
@@ -328,17 +329,6 @@ impl Service {
     }
 }
 
-fn json_error(status: StatusCode, kind: &str, value: &str) -> Response {
-    let body = serde_json::json!({ "kind": kind, "value": value }).to_string();
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
 async fn graph_handler(State(service): State<Arc<Service>>, request: Request<Body>) -> Response {
     let response = match GraphQuery::parse(request.uri().query().unwrap_or("")) {
         Err(e) => json_error(StatusCode::BAD_REQUEST, e.kind(), &e.to_string()),
@@ -459,21 +449,9 @@ async fn serve_loaded(
 
 /// A server on a background thread (tests, the quickstart); stops when dropped.
 pub struct Background {
+    pub server: cairn_http::Background,
     pub addr: SocketAddr,
     pub service: Arc<Service>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 /// Loads the sources once, then serves them on `addr` (port 0: any free port) from a
@@ -484,23 +462,14 @@ pub fn spawn(settings: Settings, addr: SocketAddr) -> std::io::Result<Background
         .enable_all()
         .build()?;
     let service = Service::new(settings).map_err(std::io::Error::other)?;
-    let listener = runtime.block_on(tokio::net::TcpListener::bind(addr))?;
-    let addr = listener.local_addr()?;
     runtime.block_on(service.refresh());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let served = service.clone();
-    let thread = std::thread::spawn(move || {
-        let result = runtime.block_on(serve_loaded(listener, served, async {
-            let _ = stopped.await;
-        }));
-        if let Err(e) = result {
-            tracing::warn!("graph server stopped: {e}");
-        }
-    });
+    let server = cairn_http::spawn(runtime, addr, "graph server", |listener, shutdown| {
+        serve_loaded(listener, served, shutdown.wait())
+    })?;
     Ok(Background {
-        addr,
+        addr: server.addr,
+        server,
         service,
-        stop: Some(stop),
-        thread: Some(thread),
     })
 }

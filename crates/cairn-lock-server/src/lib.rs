@@ -13,10 +13,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
+use cairn_http::json_error;
 use cairn_lock::{GroupName, LockOutcome, Semaphore, Store, UnlockOutcome};
 
 /// Request bodies are a few dozen bytes; anything over this is refused.
@@ -52,17 +53,6 @@ impl<S: Store + 'static> Service<S> {
             settings,
         })
     }
-}
-
-fn json_error(status: StatusCode, kind: &str, value: &str) -> Response {
-    let body = serde_json::json!({ "kind": kind, "value": value }).to_string();
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }
 
 fn ok() -> Response {
@@ -216,24 +206,9 @@ pub fn router<S: Store + 'static>(service: Arc<Service<S>>) -> Router {
         .with_state(service)
 }
 
-/// A server on a background thread (tests); stops when dropped.
-pub struct Background {
-    pub addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+pub use cairn_http::Background;
 
-impl Drop for Background {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
+/// Serves FleetLock on `addr` (port 0: any free port) from a background thread (tests).
 pub fn spawn<S: Store + 'static>(
     service: Arc<Service<S>>,
     addr: SocketAddr,
@@ -242,24 +217,14 @@ pub fn spawn<S: Store + 'static>(
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let listener = runtime.block_on(tokio::net::TcpListener::bind(addr))?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let served = runtime.block_on(async move {
-            axum::serve(listener, router(service))
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
-        if let Err(e) = served {
-            tracing::warn!("lock server stopped: {e}");
-        }
-    });
-    Ok(Background {
+    cairn_http::spawn(
+        runtime,
         addr,
-        stop: Some(stop),
-        thread: Some(thread),
-    })
+        "lock server",
+        |listener, shutdown| async move {
+            axum::serve(listener, router(service))
+                .with_graceful_shutdown(shutdown.wait())
+                .await
+        },
+    )
 }

@@ -66,23 +66,7 @@ pub fn run(root: PathBuf, addr: SocketAddr) -> std::io::Result<()> {
     })
 }
 
-/// A server running on its own thread; it stops when dropped.
-pub struct Background {
-    pub addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
+pub use cairn_http::Background;
 
 /// Serves `root` on `addr` (port 0: any free port) from a background thread.
 pub fn spawn(root: PathBuf, addr: SocketAddr) -> std::io::Result<Background> {
@@ -90,21 +74,8 @@ pub fn spawn(root: PathBuf, addr: SocketAddr) -> std::io::Result<Background> {
         .worker_threads(1)
         .enable_all()
         .build()?;
-    let listener = runtime.block_on(tokio::net::TcpListener::bind(addr))?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let result = runtime.block_on(serve(listener, root, async {
-            let _ = stopped.await;
-        }));
-        if let Err(e) = result {
-            tracing::warn!("repository server stopped: {e}");
-        }
-    });
-    Ok(Background {
-        addr,
-        stop: Some(stop),
-        thread: Some(thread),
+    cairn_http::spawn(runtime, addr, "repository server", |listener, shutdown| {
+        serve(listener, root, shutdown.wait())
     })
 }
 

@@ -1,0 +1,78 @@
+//! What cairn's HTTP services share: a server on a background thread that stops when
+//! dropped (tests, the quickstart), and the JSON error body of the Cincinnati and
+//! FleetLock protocols.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+
+/// A server running on its own thread; it stops when dropped.
+pub struct Background {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Runs the server `serve` makes from the bound listener and a shutdown signal, on
+/// `runtime`, in a new thread. The listener is bound before this returns, so `addr` (port
+/// 0: any free port) can be used at once.
+pub fn spawn<F, Fut>(
+    runtime: tokio::runtime::Runtime,
+    addr: SocketAddr,
+    name: &'static str,
+    serve: F,
+) -> std::io::Result<Background>
+where
+    F: FnOnce(tokio::net::TcpListener, Shutdown) -> Fut + Send + 'static,
+    Fut: Future<Output = std::io::Result<()>>,
+{
+    let listener = runtime.block_on(tokio::net::TcpListener::bind(addr))?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let shutdown = Shutdown(stopped);
+        if let Err(e) = runtime.block_on(serve(listener, shutdown)) {
+            tracing::warn!("{name} stopped: {e}");
+        }
+    });
+    Ok(Background {
+        addr,
+        stop: Some(stop),
+        thread: Some(thread),
+    })
+}
+
+/// Resolves when the [`Background`] is dropped.
+pub struct Shutdown(tokio::sync::oneshot::Receiver<()>);
+
+impl Shutdown {
+    pub async fn wait(self) {
+        let _ = self.0.await;
+    }
+}
+
+/// `{"kind": …, "value": …}` with `status`: the error body of Cincinnati and FleetLock.
+pub fn json_error(status: StatusCode, kind: &str, value: &str) -> Response {
+    let body = serde_json::json!({ "kind": kind, "value": value }).to_string();
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
