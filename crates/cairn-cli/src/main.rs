@@ -3,6 +3,7 @@
 mod admin_cmd;
 mod config_cmd;
 mod graph_cmd;
+mod lock_cmd;
 mod provision_cmd;
 mod quickstart;
 mod repo_cmd;
@@ -35,6 +36,8 @@ enum Command {
     Provision(provision_cmd::ProvisionArgs),
     /// The update graph: serve it (Cincinnati), build it, run rollouts, barriers, dead ends.
     Graph(graph_cmd::GraphArgs),
+    /// Reboot coordination: a FleetLock service handing out reboot slots per group.
+    Lock(lock_cmd::LockArgs),
     /// Run cairn's main job end to end on embedded defaults, in a temporary directory.
     Quickstart(quickstart::QuickstartArgs),
 }
@@ -60,6 +63,7 @@ fn main() {
         Command::Config(args) => config_cmd::run(args),
         Command::Provision(args) => provision_cmd::run(args),
         Command::Graph(args) => graph_cmd::run(args),
+        Command::Lock(args) => lock_cmd::run(args),
         Command::Quickstart(args) => quickstart::run(args),
     };
     match result {

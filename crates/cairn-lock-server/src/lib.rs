@@ -206,6 +206,17 @@ pub fn router<S: Store + 'static>(service: Arc<Service<S>>) -> Router {
         .with_state(service)
 }
 
+/// Serves FleetLock on `listener` until `shutdown` resolves.
+pub async fn serve<S: Store + 'static>(
+    listener: tokio::net::TcpListener,
+    service: Arc<Service<S>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(service))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 pub use cairn_http::Background;
 
 /// Serves FleetLock on `addr` (port 0: any free port) from a background thread (tests).
@@ -217,14 +228,7 @@ pub fn spawn<S: Store + 'static>(
         .worker_threads(2)
         .enable_all()
         .build()?;
-    cairn_http::spawn(
-        runtime,
-        addr,
-        "lock server",
-        |listener, shutdown| async move {
-            axum::serve(listener, router(service))
-                .with_graceful_shutdown(shutdown.wait())
-                .await
-        },
-    )
+    cairn_http::spawn(runtime, addr, "lock server", |listener, shutdown| {
+        serve(listener, service, shutdown.wait())
+    })
 }

@@ -6,6 +6,7 @@ mod graph;
 mod hostile;
 mod httpd;
 mod interop;
+mod lock;
 mod provision;
 mod pull;
 mod quickstart;
