@@ -113,8 +113,8 @@ impl EmbeddedStore {
     fn write_group_file(&self, group: &GroupName, file: &GroupFile) -> Result<(), StoreError> {
         let path = self.dir.join(format!("{group}{GROUP_SUFFIX}"));
         let temp_path = self.dir.join(format!("{group}{TEMP_SUFFIX}"));
-        // Cannot fail: only strings, integers and string-keyed maps.
-        let bytes = serde_json::to_vec(file).expect("group file serialises");
+        let bytes = serde_json::to_vec(file)
+            .map_err(|e| io_error("serialise", &path)(io::Error::other(e)))?;
         let mut temp = File::create(&temp_path).map_err(io_error("create", &temp_path))?;
         temp.write_all(&bytes)
             .map_err(io_error("write", &temp_path))?;
