@@ -42,3 +42,52 @@ impl Rng {
         items[self.below(items.len())]
     }
 }
+
+/// An HTTP/1.1 answer, as the tests read it.
+pub struct HttpReply {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: std::collections::HashMap<String, String>,
+    pub body: String,
+}
+
+/// One plain HTTP/1.1 request on a new connection (`Connection: close`); `headers` are
+/// extra `Name: value\r\n` lines. Raw on purpose: tests send what clients may send.
+pub fn http(
+    addr: impl std::net::ToSocketAddrs,
+    method: &str,
+    target: &str,
+    headers: &str,
+    body: &str,
+) -> HttpReply {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("set a read timeout");
+    write!(
+        stream,
+        "{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send the request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read the answer");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .collect();
+    HttpReply {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}

@@ -1,10 +1,8 @@
 //! `cairn lock serve`: its config, and FleetLock through the binary with the embedded
 //! store, holders kept across a restart of the process.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use crate::support::*;
 
@@ -33,23 +31,7 @@ fn serve(config: &std::path::Path, data: &std::path::Path) -> (Child, String) {
 
 fn post(addr: &str, path: &str, id: &str, group: &str) -> u16 {
     let body = serde_json::json!({"client_params": {"id": id, "group": group}}).to_string();
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nfleet-lock-protocol: true\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).unwrap();
-    reply
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    cairn_test_support::http(addr, "POST", path, "fleet-lock-protocol: true\r\n", &body).status
 }
 
 #[test]

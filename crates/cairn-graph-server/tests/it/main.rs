@@ -2,14 +2,13 @@
 //! bad, and fuzzed queries.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cairn_graph::{build, filter, wire, PayloadKind};
 use cairn_graph_server::{spawn, Settings};
-use cairn_test_support::Rng;
+use cairn_test_support::{http, HttpReply, Rng};
 
 /// Halfway through the synthetic set's last rollout (41.20240408.3.0: from 25% at
 /// 1712700000 to everyone 2880 minutes later): at 62.5%, wariness 0.5 sees it, 1.0 not.
@@ -48,42 +47,9 @@ fn settings(dir: &Path) -> Settings {
     }
 }
 
-struct Reply {
-    status: u16,
-    headers: HashMap<String, String>,
-    body: String,
-}
-
-/// One HTTP/1.1 GET; `extra` headers as `Name: value` lines.
-fn get(addr: SocketAddr, target: &str, extra: &str) -> Reply {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{extra}\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: body.to_string(),
-    }
+/// One GET; `extra` headers as `Name: value\r\n` lines.
+fn get(addr: SocketAddr, target: &str, extra: &str) -> HttpReply {
+    http(addr, "GET", target, extra, "")
 }
 
 fn expected(wariness: f64, arch: &str, kind: PayloadKind) -> serde_json::Value {

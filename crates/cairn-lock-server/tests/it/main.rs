@@ -2,43 +2,16 @@
 //! store, and holders kept across a restart.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use cairn_lock::{EmbeddedStore, MemoryStore};
 use cairn_lock_server::{spawn, Service, Settings};
-
-struct Reply {
-    status: u16,
-    body: String,
-}
+use cairn_test_support::{http, HttpReply};
 
 /// One POST; `header` is the fleet-lock-protocol line or empty.
-fn post(addr: SocketAddr, path: &str, header: &str, body: &str) -> Reply {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: application/json\r\n{header}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Reply {
-        status,
-        body: body.to_string(),
-    }
+fn post(addr: SocketAddr, path: &str, header: &str, body: &str) -> HttpReply {
+    http(addr, "POST", path, header, body)
 }
 
 const PROTOCOL: &str = "fleet-lock-protocol: true\r\n";
@@ -47,15 +20,15 @@ fn params(id: &str, group: &str) -> String {
     serde_json::json!({"client_params": {"id": id, "group": group}}).to_string()
 }
 
-fn lock(addr: SocketAddr, id: &str, group: &str) -> Reply {
+fn lock(addr: SocketAddr, id: &str, group: &str) -> HttpReply {
     post(addr, "/v1/pre-reboot", PROTOCOL, &params(id, group))
 }
 
-fn unlock(addr: SocketAddr, id: &str, group: &str) -> Reply {
+fn unlock(addr: SocketAddr, id: &str, group: &str) -> HttpReply {
     post(addr, "/v1/steady-state", PROTOCOL, &params(id, group))
 }
 
-fn kind(reply: &Reply) -> String {
+fn kind(reply: &HttpReply) -> String {
     let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
     assert!(
         body["value"].as_str().is_some_and(|v| !v.is_empty()),
