@@ -267,23 +267,12 @@ fn serve(listen: SocketAddr, sources: Sources, streams: Vec<String>, refresh: u6
         now: None,
     };
     let service = cairn_graph_server::Service::new(settings).map_err(anyhow::Error::msg)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("listen on {listen}"))?;
-        eprintln!(
-            "serving /v1/graph on http://{}/ (status: /status, metrics: /metrics)",
-            listener.local_addr()?
-        );
-        cairn_graph_server::serve(listener, service, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
-        Ok(0)
-    })
+    cairn_http::serve_until_interrupted(
+        listen,
+        |addr| format!("serving /v1/graph on http://{addr}/ (status: /status, metrics: /metrics)"),
+        |listener, interrupted| cairn_graph_server::serve(listener, service, interrupted),
+    )?;
+    Ok(0)
 }
 
 /// A source for `graph build`: a path, or an http(s) URL.

@@ -88,25 +88,18 @@ pub fn run(args: LockArgs) -> Result<i32> {
                 .map(|(name, slots)| format!("{name} ({slots})"))
                 .collect();
             let service = cairn_lock_server::Service::new(store, settings);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let listener = tokio::net::TcpListener::bind(listen)
-                    .await
-                    .with_context(|| format!("listen on {listen}"))?;
-                eprintln!(
-                    "serving FleetLock on http://{}/ for groups {}; state in {}",
-                    listener.local_addr()?,
-                    groups.join(", "),
-                    data_dir.display()
-                );
-                cairn_lock_server::serve(listener, service, async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await?;
-                Ok(0)
-            })
+            cairn_http::serve_until_interrupted(
+                listen,
+                |addr| {
+                    format!(
+                        "serving FleetLock on http://{addr}/ for groups {}; state in {}",
+                        groups.join(", "),
+                        data_dir.display()
+                    )
+                },
+                |listener, interrupted| cairn_lock_server::serve(listener, service, interrupted),
+            )?;
+            Ok(0)
         }
     }
 }

@@ -76,3 +76,35 @@ pub fn json_error(status: StatusCode, kind: &str, value: &str) -> Response {
     );
     response
 }
+
+/// Resolves on Ctrl-C (SIGINT).
+pub type Interrupted = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A command's server in the foreground: binds `listen` on a new runtime, says on stderr
+/// what it serves (`banner` gets the bound address), and runs `serve` until Ctrl-C.
+pub fn serve_until_interrupted<F, Fut>(
+    listen: SocketAddr,
+    banner: impl FnOnce(SocketAddr) -> String,
+    serve: F,
+) -> std::io::Result<()>
+where
+    F: FnOnce(tokio::net::TcpListener, Interrupted) -> Fut,
+    Fut: Future<Output = std::io::Result<()>>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("listen on {listen}: {e}")))?;
+        eprintln!("{}", banner(listener.local_addr()?));
+        serve(
+            listener,
+            Box::pin(async {
+                let _ = tokio::signal::ctrl_c().await;
+            }),
+        )
+        .await
+    })
+}
