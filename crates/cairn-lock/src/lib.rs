@@ -1,18 +1,24 @@
 //! FleetLock reboot coordination: the slot semaphore over a compare-and-swap store.
 //!
 //! - [`store`]: the group state (Airlock's etcd value format), [`GroupName`] and the [`Store`] trait.
-//! - [`embedded`]: the default backend, one JSON file per group in a data directory.
+//! - [`embedded`]: the default backend, a journal with group commit in a data directory.
+//! - [`durable`]: waiting for a write to reach the disk, blocking or async.
+//! - [`etcd`]: groups in etcd v3, in Airlock's keys and format, through etcd's JSON gateway.
 //! - [`memory`]: a volatile backend for tests and benchmarks.
 //! - [`semaphore`]: FleetLock's rules (take a slot, give it back) as CAS retry loops over any store.
 //!
 //! No HTTP and no clock here: the service calls in with the current time.
 
+pub mod durable;
 pub mod embedded;
+pub mod etcd;
 pub mod memory;
 pub mod semaphore;
 pub mod store;
 
+pub use durable::{Durability, Ticket};
 pub use embedded::EmbeddedStore;
+pub use etcd::{EtcdOptions, EtcdStore};
 pub use memory::MemoryStore;
-pub use semaphore::{LockOutcome, Semaphore, SemaphoreError, UnlockOutcome};
+pub use semaphore::{Deferred, LockOutcome, Semaphore, SemaphoreError, UnlockOutcome};
 pub use store::{GroupName, GroupState, InvalidGroupName, Store, StoreError, Versioned};

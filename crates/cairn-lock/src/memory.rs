@@ -38,6 +38,10 @@ impl Store for MemoryStore {
         Ok(Some(current.version))
     }
 
+    fn may_block(&self) -> bool {
+        false
+    }
+
     fn groups(&self) -> Result<Vec<GroupName>, StoreError> {
         let groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(groups

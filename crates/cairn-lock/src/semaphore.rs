@@ -14,6 +14,7 @@
 //! loop always makes progress overall; it still gives up after [`MAX_ATTEMPTS`] as a safety net.
 //! Time is a parameter (seconds since the Unix epoch), never read from a clock here.
 
+use crate::durable::Durability;
 use crate::store::{GroupName, GroupState, Store, StoreError};
 
 /// How many conflicting compare-and-swaps one operation tolerates before giving up.
@@ -46,6 +47,28 @@ pub enum SemaphoreError {
     Store(#[from] StoreError),
 }
 
+/// An outcome that may not be on disk yet: wait before telling anyone.
+#[derive(Debug)]
+#[must_use = "wait for the outcome to be durable before acting on it"]
+pub struct Deferred<T> {
+    value: T,
+    durability: Durability,
+}
+
+impl<T> Deferred<T> {
+    /// Blocks until the outcome is durable.
+    pub fn wait(self) -> Result<T, SemaphoreError> {
+        self.durability.wait()?;
+        Ok(self.value)
+    }
+
+    /// Waits until the outcome is durable without blocking a thread.
+    pub async fn wait_async(self) -> Result<T, SemaphoreError> {
+        self.durability.wait_async().await?;
+        Ok(self.value)
+    }
+}
+
 /// What one step of a CAS loop decided.
 enum Step<T> {
     /// Write this state, then return the value.
@@ -68,7 +91,8 @@ impl<S: Store> Semaphore<S> {
         &self.store
     }
 
-    /// Take a slot in `group` for `id`, with `slots` the configured number of slots.
+    /// Take a slot in `group` for `id`, with `slots` the configured number of slots; returns
+    /// once the outcome is durable.
     pub fn lock(
         &self,
         group: &GroupName,
@@ -76,6 +100,19 @@ impl<S: Store> Semaphore<S> {
         slots: u64,
         now_unix_seconds: u64,
     ) -> Result<LockOutcome, SemaphoreError> {
+        self.lock_deferred(group, id, slots, now_unix_seconds)?
+            .wait()
+    }
+
+    /// As [`Semaphore::lock`], returning before the outcome is durable: wait on the result
+    /// before telling anyone.
+    pub fn lock_deferred(
+        &self,
+        group: &GroupName,
+        id: &str,
+        slots: u64,
+        now_unix_seconds: u64,
+    ) -> Result<Deferred<LockOutcome>, SemaphoreError> {
         if id.is_empty() {
             return Err(SemaphoreError::EmptyId);
         }
@@ -83,6 +120,7 @@ impl<S: Store> Semaphore<S> {
             if state.is_holder(id) {
                 return Step::Done(LockOutcome::AlreadyHeld);
             }
+            let slots = state.slots(slots);
             if state.holders.len() as u64 >= slots {
                 return Step::Done(LockOutcome::Full {
                     holders: state.holders,
@@ -98,8 +136,17 @@ impl<S: Store> Semaphore<S> {
         })
     }
 
-    /// Give back the slot `id` holds in `group`, if any.
+    /// Give back the slot `id` holds in `group`, if any; returns once the outcome is durable.
     pub fn unlock(&self, group: &GroupName, id: &str) -> Result<UnlockOutcome, SemaphoreError> {
+        self.unlock_deferred(group, id)?.wait()
+    }
+
+    /// As [`Semaphore::unlock`], returning before the outcome is durable.
+    pub fn unlock_deferred(
+        &self,
+        group: &GroupName,
+        id: &str,
+    ) -> Result<Deferred<UnlockOutcome>, SemaphoreError> {
         if id.is_empty() {
             return Err(SemaphoreError::EmptyId);
         }
@@ -113,7 +160,7 @@ impl<S: Store> Semaphore<S> {
         })
     }
 
-    /// Free the slots of holders that took them at least `lease_seconds` ago, returning their ids.
+    /// Free the slots of holders that took them more than `lease_seconds` ago, returning their ids.
     ///
     /// A holder without a recorded acquisition time (written by Airlock, or before leases were
     /// on) is stamped `now_unix_seconds`: its lease starts when it is first seen.
@@ -123,6 +170,17 @@ impl<S: Store> Semaphore<S> {
         lease_seconds: u64,
         now_unix_seconds: u64,
     ) -> Result<Vec<String>, SemaphoreError> {
+        self.release_expired_deferred(group, lease_seconds, now_unix_seconds)?
+            .wait()
+    }
+
+    /// As [`Semaphore::release_expired`], returning before the outcome is durable.
+    pub fn release_expired_deferred(
+        &self,
+        group: &GroupName,
+        lease_seconds: u64,
+        now_unix_seconds: u64,
+    ) -> Result<Deferred<Vec<String>>, SemaphoreError> {
         self.update(group, |mut state| {
             let mut changed = false;
             for holder in &state.holders {
@@ -136,7 +194,9 @@ impl<S: Store> Semaphore<S> {
                 .iter()
                 .filter(|holder| {
                     let since = state.leases[holder.as_str()];
-                    now_unix_seconds.saturating_sub(since) >= lease_seconds
+                    // Times are whole seconds: strictly more than the lease means at least
+                    // the lease has passed, wherever in their seconds both times fell.
+                    now_unix_seconds.saturating_sub(since) > lease_seconds
                 })
                 .cloned()
                 .collect();
@@ -151,26 +211,47 @@ impl<S: Store> Semaphore<S> {
         })
     }
 
-    /// The CAS loop: read, decide, write if needed, retry on conflict.
+    /// Set (`Some`) or clear (`None`) the operator's override of the slots of `group`;
+    /// `configured` is the configured number, recorded as Airlock's `total_slots` when cleared.
+    pub fn set_slots_override(
+        &self,
+        group: &GroupName,
+        slots: Option<u64>,
+        configured: u64,
+    ) -> Result<Deferred<()>, SemaphoreError> {
+        self.update(group, |mut state| {
+            if state.slots_override == slots && state.total_slots == slots.unwrap_or(configured) {
+                return Step::Done(());
+            }
+            state.slots_override = slots;
+            state.total_slots = state.slots(configured);
+            Step::Write(state, ())
+        })
+    }
+
+    /// The CAS loop: read, decide, write if needed, retry on conflict. The result carries the
+    /// durability of the state it rests on: the one written, or the one read.
     fn update<T>(
         &self,
         group: &GroupName,
         mut decide: impl FnMut(GroupState) -> Step<T>,
-    ) -> Result<T, SemaphoreError> {
+    ) -> Result<Deferred<T>, SemaphoreError> {
         for _ in 0..MAX_ATTEMPTS {
             let current = self.store.get(group)?;
             match decide(current.state) {
-                Step::Done(value) => return Ok(value),
+                Step::Done(value) => {
+                    let durability = self.store.durability(group, current.version)?;
+                    return Ok(Deferred { value, durability });
+                }
                 Step::Write(mut new, value) => {
                     // Drop lease entries of ids that are no longer holders (e.g. removed by Airlock).
                     new.leases
                         .retain(|id, _| new.holders.iter().any(|holder| holder == id));
-                    if self
-                        .store
-                        .compare_and_swap(group, current.version, &new)?
-                        .is_some()
+                    if let Some(version) =
+                        self.store.compare_and_swap(group, current.version, &new)?
                     {
-                        return Ok(value);
+                        let durability = self.store.durability(group, version)?;
+                        return Ok(Deferred { value, durability });
                     }
                 }
             }
@@ -308,7 +389,7 @@ mod tests {
         let airlock_state = GroupState {
             total_slots: 1,
             holders: vec!["a".to_owned()],
-            leases: Default::default(),
+            ..Default::default()
         };
         semaphore
             .store()
@@ -351,11 +432,11 @@ mod tests {
         semaphore.lock(&group(), "a", 3, NOW).unwrap();
         semaphore.lock(&group(), "b", 3, NOW + 50).unwrap();
         assert!(semaphore
-            .release_expired(&group(), 100, NOW + 99)
+            .release_expired(&group(), 100, NOW + 100)
             .unwrap()
             .is_empty());
         assert_eq!(
-            semaphore.release_expired(&group(), 100, NOW + 100).unwrap(),
+            semaphore.release_expired(&group(), 100, NOW + 101).unwrap(),
             ["a"]
         );
         assert_eq!(get(&semaphore).state.holders, ["b"]);
@@ -373,7 +454,7 @@ mod tests {
             .is_empty());
         assert_eq!(get(&semaphore).state.leases.get("c"), Some(&(NOW + 120)));
         assert_eq!(
-            semaphore.release_expired(&group(), 100, NOW + 220).unwrap(),
+            semaphore.release_expired(&group(), 100, NOW + 221).unwrap(),
             ["b", "c"]
         );
         assert!(get(&semaphore).state.holders.is_empty());
@@ -413,7 +494,7 @@ mod tests {
                 let other = GroupState {
                     total_slots: 1,
                     holders: vec!["other".to_owned()],
-                    leases: Default::default(),
+                    ..Default::default()
                 };
                 self.inner
                     .compare_and_swap(group, expected_version, &other)?;

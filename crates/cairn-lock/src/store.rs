@@ -7,12 +7,29 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::durable::Durability;
+
 /// A FleetLock group name, valid by construction: `^[a-zA-Z0-9.-]+$` (FleetLock protocol v1).
 ///
 /// The charset also makes `<name>.json` a safe file name (no `/`, never `.` or `..`);
 /// the embedded store relies on that.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct GroupName(String);
+
+impl TryFrom<String> for GroupName {
+    type Error = InvalidGroupName;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        name.parse()
+    }
+}
+
+impl From<GroupName> for String {
+    fn from(name: GroupName) -> String {
+        name.0
+    }
+}
 
 /// A string that is not a valid [`GroupName`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,6 +85,10 @@ pub struct GroupState {
     pub holders: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub leases: BTreeMap<String, u64>,
+    /// Slots set by an operator through the admin API: they win over the configured number
+    /// until cleared (our addition, ignored by Airlock, like `leases`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots_override: Option<u64>,
 }
 
 fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
@@ -77,6 +98,11 @@ fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Strin
 impl GroupState {
     pub fn is_holder(&self, id: &str) -> bool {
         self.holders.iter().any(|holder| holder == id)
+    }
+
+    /// The slots in force: the operator's override, else the configured number.
+    pub fn slots(&self, configured: u64) -> u64 {
+        self.slots_override.unwrap_or(configured)
     }
 }
 
@@ -111,6 +137,22 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("corrupt journal {path} line {line}: {reason}")]
+    CorruptJournal {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("the store stopped after a failed write to {path} ({reason}); restart the service to read the journal again")]
+    Stopped { path: PathBuf, reason: String },
+    /// A value in a remote store (an etcd key) that is not a group state.
+    #[error("corrupt group state in key {key} at {endpoint}")]
+    CorruptValue {
+        key: String,
+        endpoint: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("data directory {path} is in use by another process")]
     DataDirInUse { path: PathBuf },
     /// A backend-specific failure (e.g. the etcd client's).
@@ -137,6 +179,22 @@ pub trait Store: Send + Sync {
 
     /// Every group that has been written, sorted.
     fn groups(&self) -> Result<Vec<GroupName>, StoreError>;
+
+    /// Whether `version` of `group` (as written or read) is on disk yet.
+    ///
+    /// A backend may let calls see a write while it is still on its way to disk (the embedded
+    /// store does, for group commit); before answering a client, wait on this. The default is
+    /// for backends whose writes are durable when `compare_and_swap` returns.
+    fn durability(&self, group: &GroupName, version: u64) -> Result<Durability, StoreError> {
+        let _ = (group, version);
+        Ok(Durability::Now)
+    }
+
+    /// Whether calls may block for long (network, disk): callers in async code then run them on
+    /// a blocking pool. Backends that only take a mutex say `false`.
+    fn may_block(&self) -> bool {
+        true
+    }
 }
 
 impl<S: Store + ?Sized> Store for &S {
@@ -156,6 +214,14 @@ impl<S: Store + ?Sized> Store for &S {
     fn groups(&self) -> Result<Vec<GroupName>, StoreError> {
         (**self).groups()
     }
+
+    fn durability(&self, group: &GroupName, version: u64) -> Result<Durability, StoreError> {
+        (**self).durability(group, version)
+    }
+
+    fn may_block(&self) -> bool {
+        (**self).may_block()
+    }
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -174,6 +240,14 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
 
     fn groups(&self) -> Result<Vec<GroupName>, StoreError> {
         (**self).groups()
+    }
+
+    fn durability(&self, group: &GroupName, version: u64) -> Result<Durability, StoreError> {
+        (**self).durability(group, version)
+    }
+
+    fn may_block(&self) -> bool {
+        (**self).may_block()
     }
 }
 
@@ -207,8 +281,7 @@ mod tests {
     fn writes_airlock_values() {
         let mut state = GroupState {
             total_slots: 1,
-            holders: vec![],
-            leases: BTreeMap::new(),
+            ..GroupState::default()
         };
         assert_eq!(
             serde_json::to_string(&state).unwrap(),

@@ -13,7 +13,7 @@ fn state(total_slots: u64, holders: &[&str]) -> GroupState {
     GroupState {
         total_slots,
         holders: holders.iter().map(|holder| holder.to_string()).collect(),
-        leases: Default::default(),
+        ..Default::default()
     }
 }
 
@@ -201,3 +201,17 @@ impl std::ops::Deref for TempEmbeddedStore {
 
 conformance_suite!(memory, Box::new(MemoryStore::new()));
 conformance_suite!(embedded, TempEmbeddedStore::new());
+
+/// A store on the shared etcd under a prefix of its own; `None` (the test skips) when etcd is not
+/// installed and `CAIRN_REQUIRE_PEERS` is unset.
+fn shared_etcd_store() -> Option<Box<cairn_lock::EtcdStore>> {
+    crate::etcd::store_on_shared_etcd().map(Box::new)
+}
+
+conformance_suite!(
+    etcd,
+    match shared_etcd_store() {
+        Some(store) => store,
+        None => return,
+    }
+);

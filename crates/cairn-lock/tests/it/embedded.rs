@@ -1,7 +1,8 @@
-//! The embedded store's durability: reopening keeps every holder, crashes leave old or new state,
-//! a corrupt file names itself, and a data directory has one owner.
+//! The embedded store's durability: reopening keeps every holder, a torn last record is dropped,
+//! a corrupt record names file and line, compaction loses nothing, concurrent writers are all
+//! durable, and a data directory has one owner.
 
-use cairn_lock::{EmbeddedStore, GroupName, Semaphore, Store, StoreError};
+use cairn_lock::{EmbeddedStore, GroupName, LockOutcome, Semaphore, Store, StoreError};
 
 const NOW: u64 = 1_700_000_000;
 
@@ -50,7 +51,7 @@ fn reopened_store_keeps_every_holder() {
 }
 
 #[test]
-fn crash_mid_write_keeps_the_old_state() {
+fn a_write_cut_short_by_a_crash_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let group = GroupName::default_group();
     let before = {
@@ -58,46 +59,136 @@ fn crash_mid_write_keeps_the_old_state() {
         semaphore.lock(&group, "a", 2, NOW).unwrap();
         semaphore.store().get(&group).unwrap()
     };
-    // What a crash between creating the temp file and renaming it leaves behind.
-    std::fs::write(dir.path().join("default.json~"), b"{\"version\": 2, \"sta").unwrap();
+    // What a crash in the middle of appending a record leaves behind: a line without its end.
+    let journal = dir.path().join("journal");
+    let complete = std::fs::read(&journal).unwrap();
+    let mut torn = complete.clone();
+    torn.extend_from_slice(b"{\"group\":\"default\",\"version\":2,\"sta");
+    std::fs::write(&journal, &torn).unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();
     assert_eq!(store.get(&group).unwrap(), before);
-    assert!(
-        !dir.path().join("default.json~").exists(),
-        "leftover removed"
+    assert_eq!(
+        std::fs::read(&journal).unwrap(),
+        complete,
+        "the torn tail is cut"
     );
     let semaphore = Semaphore::new(store);
     semaphore.lock(&group, "b", 2, NOW).unwrap();
-    assert_eq!(
-        semaphore.store().get(&group).unwrap().state.holders,
-        ["a", "b"]
-    );
+    drop(semaphore);
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(store.get(&group).unwrap().state.holders, ["a", "b"]);
 }
 
 #[test]
-fn corrupt_file_is_an_error_naming_it() {
+fn a_corrupt_record_is_an_error_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     {
         let semaphore = Semaphore::new(EmbeddedStore::open(dir.path()).unwrap());
         semaphore
             .lock(&GroupName::default_group(), "a", 1, NOW)
             .unwrap();
+        semaphore.unlock(&GroupName::default_group(), "a").unwrap();
     }
-    let path = dir.path().join("default.json");
-    std::fs::write(
-        &path,
-        b"{\"version\": 1, \"state\": {\"total_slots\": \"two\"",
-    )
-    .unwrap();
+    let path = dir.path().join("journal");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    lines[0] = r#"{"group":"default","version":1,"state":{"total_slots":"two"}}"#;
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     let error = EmbeddedStore::open(dir.path()).unwrap_err();
     assert!(
-        matches!(&error, StoreError::Corrupt { path: named, .. } if *named == path),
+        matches!(&error, StoreError::CorruptJournal { path: named, line: 1, .. } if *named == path),
         "{error:?}"
     );
+    let message = error.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("line 1"), "{message}");
+
+    // A version going backwards is corruption too.
+    let record = r#"{"group":"default","version":1,"state":{"total_slots":1,"holders":[]}}"#;
+    std::fs::write(&path, format!("{record}\n{record}\n")).unwrap();
+    let error = EmbeddedStore::open(dir.path()).unwrap_err();
     assert!(
-        error.to_string().contains(&path.display().to_string()),
-        "{error}"
+        matches!(&error, StoreError::CorruptJournal { line: 2, .. }),
+        "{error:?}"
     );
+}
+
+#[test]
+fn compaction_keeps_every_group_and_bounds_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let groups: Vec<GroupName> = ["a", "b", "c"].iter().map(|g| g.parse().unwrap()).collect();
+    let before: Vec<_> = {
+        let store = EmbeddedStore::open_with_compaction(dir.path(), 4096).unwrap();
+        let semaphore = Semaphore::new(store);
+        for round in 0..500u64 {
+            for group in &groups {
+                let id = format!("node-{}", round % 7);
+                semaphore.lock(group, &id, 3, NOW + round).unwrap();
+                if round % 3 == 0 {
+                    semaphore.unlock(group, &id).unwrap();
+                }
+            }
+        }
+        let journal = std::fs::metadata(dir.path().join("journal")).unwrap();
+        assert!(
+            journal.len() < 3 * 4096,
+            "journal of {} bytes",
+            journal.len()
+        );
+        groups
+            .iter()
+            .map(|group| semaphore.store().get(group).unwrap())
+            .collect()
+    };
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let after: Vec<_> = groups.iter().map(|g| store.get(g).unwrap()).collect();
+    assert_eq!(after, before);
+    // A compaction cut short leaves the journal as it was, and its leftover is removed.
+    drop(store);
+    std::fs::write(dir.path().join("journal.new"), b"{\"grou").unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(store.get(&groups[0]).unwrap(), before[0]);
+    assert!(!dir.path().join("journal.new").exists());
+}
+
+/// Many threads at once share syncs (group commit), and every acknowledged write is on disk.
+#[test]
+fn concurrent_writers_are_all_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let group = GroupName::default_group();
+    {
+        let semaphore = Semaphore::new(EmbeddedStore::open(dir.path()).unwrap());
+        std::thread::scope(|scope| {
+            for thread in 0..16 {
+                let (semaphore, group) = (&semaphore, &group);
+                scope.spawn(move || {
+                    for round in 0..20 {
+                        let id = format!("t{thread}-{round}");
+                        assert_eq!(
+                            semaphore.lock(group, &id, 1000, NOW).unwrap(),
+                            LockOutcome::Acquired
+                        );
+                        if round % 2 == 0 {
+                            semaphore.unlock(group, &id).unwrap();
+                        }
+                    }
+                });
+            }
+        });
+    }
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let state = store.get(&group).unwrap();
+    assert_eq!(state.version, 16 * 30, "every write is in the journal");
+    let mut expected: Vec<String> = (0..16)
+        .flat_map(|thread| {
+            (1..20)
+                .step_by(2)
+                .map(move |round| format!("t{thread}-{round}"))
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(state.state.holders, expected);
 }
 
 #[test]
@@ -117,7 +208,7 @@ fn data_dir_has_one_owner() {
 fn unrelated_files_are_ignored() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("README"), b"hello").unwrap();
-    std::fs::write(dir.path().join("not_a_group.json"), b"garbage").unwrap();
+    std::fs::write(dir.path().join("default.json"), b"garbage").unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();
     assert!(store.groups().unwrap().is_empty());
 }

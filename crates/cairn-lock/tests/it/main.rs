@@ -1,6 +1,7 @@
 //! Integration tests of cairn-lock: the store conformance suite, the embedded store's durability,
-//! the semaphore's invariants under random interleavings.
+//! the etcd store against real etcd, the semaphore's invariants under random interleavings.
 
 mod conformance;
 mod embedded;
+mod etcd;
 mod semaphore;
