@@ -1,12 +1,14 @@
-//! `cairn lock serve`: the FleetLock reboot-coordination service, on the embedded store
-//! under `--data-dir`, with reboot slots per group from a TOML config.
+//! `cairn lock`: the FleetLock reboot-coordination service (`serve`), and the operator's
+//! view of it through the admin API (`status`, `release`, `slots`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use cairn_lock::{EmbeddedStore, GroupName};
+use cairn_lock_server::{GroupReport, GroupSettings, GroupsReport, Settings};
 use clap::{Args, Subcommand};
 use serde::Deserialize;
 
@@ -16,24 +18,64 @@ pub struct LockArgs {
     verb: Verb,
 }
 
+/// Where the admin API is and its token.
+#[derive(Args)]
+struct Admin {
+    /// The lock service, e.g. http://127.0.0.1:8082
+    #[arg(long, default_value = "http://127.0.0.1:8082")]
+    url: String,
+    /// The admin token (or CAIRN_LOCK_TOKEN, or --token-file).
+    #[arg(long, env = "CAIRN_LOCK_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A file holding the admin token.
+    #[arg(long, conflicts_with = "token")]
+    token_file: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Verb {
-    /// Serve FleetLock v1: `POST /v1/pre-reboot` and `POST /v1/steady-state`.
+    /// Serve FleetLock v1 (`POST /v1/pre-reboot`, `POST /v1/steady-state`), the admin API
+    /// and `/metrics`.
     Serve {
         #[arg(long, default_value = "127.0.0.1:8082")]
         listen: SocketAddr,
-        /// TOML with `[groups.NAME] slots = N` (the group `default` has 1 slot unless set).
+        /// TOML: `admin_token_file`, and per group `[groups.NAME]` with `slots`,
+        /// `lease_seconds`, `client_token_file` (the group `default` has 1 slot unless set).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Where the embedded store keeps each group's holders.
+        /// Where the embedded store keeps its journal.
         #[arg(long, default_value = "/var/lib/cairn/lock")]
         data_dir: PathBuf,
+    },
+    /// Print every group's slots and holders, in plain words.
+    Status {
+        #[command(flatten)]
+        admin: Admin,
+        /// Print the admin API's JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Free the reboot slot a machine holds (e.g. one that will never come back).
+    Release {
+        #[command(flatten)]
+        admin: Admin,
+        group: String,
+        id: String,
+    },
+    /// Set the reboot slots of a group, overriding the configuration; `configured` goes back.
+    Slots {
+        #[command(flatten)]
+        admin: Admin,
+        group: String,
+        /// A number of slots, or `configured`.
+        slots: String,
     },
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Config {
+    admin_token_file: Option<PathBuf>,
     #[serde(default)]
     groups: BTreeMap<String, Group>,
 }
@@ -42,17 +84,33 @@ struct Config {
 #[serde(deny_unknown_fields)]
 struct Group {
     slots: u64,
+    lease_seconds: Option<u64>,
+    client_token_file: Option<PathBuf>,
 }
 
-/// The groups and their slots from a config file; errors name the file, line and key.
-fn settings(path: Option<&Path>) -> Result<cairn_lock_server::Settings> {
-    let mut settings = cairn_lock_server::Settings::default();
+/// A secret from a file: its first line, which must not be empty.
+fn read_token(path: &Path, config: &Path, key: &str) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: {key}: read {}", config.display(), path.display()))?;
+    let token = text.lines().next().unwrap_or_default().trim().to_string();
+    if token.is_empty() {
+        anyhow::bail!("{}: {key}: {} is empty", config.display(), path.display());
+    }
+    Ok(token)
+}
+
+/// The settings from a config file; errors name the file, line and key.
+fn settings(path: Option<&Path>) -> Result<Settings> {
+    let mut settings = Settings::default();
     let Some(path) = path else {
         return Ok(settings);
     };
     let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
     let config: Config =
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if let Some(file) = &config.admin_token_file {
+        settings.admin_token = Some(read_token(file, path, "admin_token_file")?);
+    }
     for (name, group) in config.groups {
         name.parse::<GroupName>().map_err(|_| {
             anyhow::anyhow!(
@@ -66,7 +124,28 @@ fn settings(path: Option<&Path>) -> Result<cairn_lock_server::Settings> {
                 path.display()
             );
         }
-        settings.groups.insert(name, group.slots);
+        if group.lease_seconds == Some(0) {
+            anyhow::bail!(
+                "{}: groups.{name}.lease_seconds is 0: every slot would be freed at once; leave it out to keep slots until given back",
+                path.display()
+            );
+        }
+        let client_token = match &group.client_token_file {
+            Some(file) => Some(read_token(
+                file,
+                path,
+                &format!("groups.{name}.client_token_file"),
+            )?),
+            None => None,
+        };
+        settings.groups.insert(
+            name,
+            GroupSettings {
+                slots: group.slots,
+                lease: group.lease_seconds.map(Duration::from_secs),
+                client_token,
+            },
+        );
     }
     Ok(settings)
 }
@@ -77,29 +156,249 @@ pub fn run(args: LockArgs) -> Result<i32> {
             listen,
             config,
             data_dir,
-        } => {
-            let settings = settings(config.as_deref())?;
-            std::fs::create_dir_all(&data_dir)
-                .with_context(|| format!("create {}", data_dir.display()))?;
-            let store = EmbeddedStore::open(&data_dir)?;
-            let groups: Vec<String> = settings
-                .groups
-                .iter()
-                .map(|(name, slots)| format!("{name} ({slots})"))
-                .collect();
-            let service = cairn_lock_server::Service::new(store, settings);
-            cairn_http::serve_until_interrupted(
-                listen,
-                |addr| {
-                    format!(
-                        "serving FleetLock on http://{addr}/ for groups {}; state in {}",
-                        groups.join(", "),
-                        data_dir.display()
-                    )
-                },
-                |listener, interrupted| cairn_lock_server::serve(listener, service, interrupted),
-            )?;
+        } => serve(listen, config.as_deref(), &data_dir),
+        Verb::Status { admin, json } => {
+            let report: GroupsReport =
+                serde_json::from_slice(&admin.call(reqwest::Method::GET, "groups", None)?)
+                    .context("the admin API's answer")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", describe(&report.groups, now()));
+            }
             Ok(0)
         }
+        Verb::Release { admin, group, id } => {
+            let path = format!("groups/{group}/holders/{id}");
+            let answer: serde_json::Value =
+                serde_json::from_slice(&admin.call(reqwest::Method::DELETE, &path, None)?)?;
+            if answer["released"] == true {
+                println!("freed the reboot slot {id} held in group {group}");
+            } else {
+                println!("{id} held no reboot slot in group {group}: nothing to do");
+            }
+            Ok(0)
+        }
+        Verb::Slots {
+            admin,
+            group,
+            slots,
+        } => {
+            let slots =
+                match slots.as_str() {
+                    "configured" => None,
+                    n => Some(n.parse::<u64>().with_context(|| {
+                        format!("slots {n:?}: expected a number or 'configured'")
+                    })?),
+                };
+            let body = serde_json::json!({ "slots": slots });
+            let path = format!("groups/{group}/slots");
+            let report: GroupReport =
+                serde_json::from_slice(&admin.call(reqwest::Method::PUT, &path, Some(body))?)?;
+            print!("{}", describe(&[report], now()));
+            Ok(0)
+        }
+    }
+}
+
+fn serve(listen: SocketAddr, config: Option<&Path>, data_dir: &Path) -> Result<i32> {
+    let settings = settings(config)?;
+    std::fs::create_dir_all(data_dir).with_context(|| format!("create {}", data_dir.display()))?;
+    let store = EmbeddedStore::open(data_dir)?;
+    let groups: Vec<String> = settings
+        .groups
+        .iter()
+        .map(|(name, group)| format!("{name} ({})", group.slots))
+        .collect();
+    let admin = if settings.admin_token.is_some() {
+        "admin API on"
+    } else {
+        "admin API off (no admin_token_file)"
+    };
+    let service = cairn_lock_server::Service::new(store, settings);
+    cairn_http::serve_until_interrupted(
+        listen,
+        |addr| {
+            format!(
+                "serving FleetLock on http://{addr}/ for groups {}; {admin}; state in {}",
+                groups.join(", "),
+                data_dir.display()
+            )
+        },
+        |listener, interrupted| cairn_lock_server::serve(listener, service, interrupted),
+    )?;
+    Ok(0)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Admin {
+    /// One admin API call; the body of a 200, else an error with the service's reason.
+    fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<Vec<u8>> {
+        let token = match (&self.token, &self.token_file) {
+            (Some(token), _) => token.clone(),
+            (None, Some(file)) => std::fs::read_to_string(file)
+                .with_context(|| format!("read {}", file.display()))?
+                .trim()
+                .to_string(),
+            (None, None) => {
+                anyhow::bail!(
+                    "the admin API needs a token: --token, --token-file or CAIRN_LOCK_TOKEN"
+                )
+            }
+        };
+        let url = format!("{}/v1/admin/{path}", self.url.trim_end_matches('/'));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?;
+            let mut request = client.request(method, &url).bearer_auth(token);
+            if let Some(body) = body {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.to_string());
+            }
+            let response = request
+                .send()
+                .await
+                .with_context(|| format!("reach the lock service at {url}"))?;
+            let status = response.status();
+            let bytes = response.bytes().await?.to_vec();
+            if !status.is_success() {
+                let reason: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                anyhow::bail!(
+                    "{url}: {status}: {}",
+                    reason["value"].as_str().map_or_else(
+                        || String::from_utf8_lossy(&bytes).into_owned(),
+                        str::to_string
+                    )
+                );
+            }
+            Ok(bytes)
+        })
+    }
+}
+
+/// The groups in plain words, one line per group and one per holder.
+fn describe(groups: &[GroupReport], now: u64) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for group in groups {
+        let taken = group.holders.len() as u64;
+        let _ = write!(out, "group {}: ", group.group);
+        if let Some(error) = &group.error {
+            let _ = writeln!(out, "could not be read: {error}");
+            continue;
+        }
+        let _ = match taken {
+            0 => write!(out, "all {} slots free", group.slots),
+            _ => write!(out, "{taken} of {} slots taken", group.slots),
+        };
+        if let Some(slots) = group.slots_override {
+            let configured = group
+                .configured_slots
+                .map_or("none".to_string(), |n| n.to_string());
+            let _ = write!(
+                out,
+                " (set to {slots} by an operator; configured {configured})"
+            );
+        }
+        if group.configured_slots.is_none() {
+            let _ = write!(out, " (not configured: its clients are refused)");
+        }
+        if let Some(lease) = group.lease_seconds {
+            let _ = write!(
+                out,
+                "; a slot is freed after {} if not given back",
+                duration(lease)
+            );
+        }
+        let _ = writeln!(out);
+        for holder in &group.holders {
+            let _ = match holder.since {
+                Some(since) => writeln!(
+                    out,
+                    "  {} holds a slot since {} ({} ago)",
+                    holder.id,
+                    cairn_time::format_minutes(since as i64),
+                    duration(now.saturating_sub(since))
+                ),
+                None => writeln!(out, "  {} holds a slot (since an unknown time)", holder.id),
+            };
+        }
+    }
+    out
+}
+
+/// `45 s`, `12 min`, `3 h 5 min`, `2 days 4 h`.
+fn duration(seconds: u64) -> String {
+    match seconds {
+        0..60 => format!("{seconds} s"),
+        60..3600 => format!("{} min", seconds / 60),
+        3600..86400 => format!("{} h {} min", seconds / 3600, seconds % 3600 / 60),
+        _ => format!("{} days {} h", seconds / 86400, seconds % 86400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_lock_server::Holder;
+
+    #[test]
+    fn status_in_plain_words() {
+        let now = 1_764_057_600; // 2025-11-25 08:00 UTC
+        let groups = vec![
+            GroupReport {
+                group: "default".into(),
+                slots: 2,
+                configured_slots: Some(1),
+                slots_override: Some(2),
+                lease_seconds: Some(7200),
+                client_token: false,
+                holders: vec![
+                    Holder {
+                        id: "node-a".into(),
+                        since: Some(now - 720),
+                    },
+                    Holder {
+                        id: "node-b".into(),
+                        since: None,
+                    },
+                ],
+                error: None,
+            },
+            GroupReport {
+                group: "workers".into(),
+                slots: 3,
+                configured_slots: Some(3),
+                slots_override: None,
+                lease_seconds: None,
+                client_token: true,
+                holders: vec![],
+                error: None,
+            },
+        ];
+        assert_eq!(
+            describe(&groups, now),
+            "group default: 2 of 2 slots taken (set to 2 by an operator; configured 1); \
+             a slot is freed after 2 h 0 min if not given back\n  \
+             node-a holds a slot since 2025-11-25 07:48 UTC (12 min ago)\n  \
+             node-b holds a slot (since an unknown time)\n\
+             group workers: all 3 slots free\n"
+        );
     }
 }

@@ -40,7 +40,7 @@ where
     F: FnOnce(tokio::net::TcpListener, Shutdown) -> Fut + Send + 'static,
     Fut: Future<Output = std::io::Result<()>>,
 {
-    let listener = runtime.block_on(tokio::net::TcpListener::bind(addr))?;
+    let listener = runtime.block_on(async { bind(addr) })?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
@@ -80,6 +80,21 @@ pub fn json_error(status: StatusCode, kind: &str, value: &str) -> Response {
 /// Resolves on Ctrl-C (SIGINT).
 pub type Interrupted = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// Connections waiting to be accepted; the kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` with a deep accept queue: when a whole fleet asks at once, connections wait
+/// to be accepted instead of being dropped or reset (tokio's default queue is 1024).
+pub fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// A command's server in the foreground: binds `listen` on a new runtime, says on stderr
 /// what it serves (`banner` gets the bound address), and runs `serve` until Ctrl-C.
 pub fn serve_until_interrupted<F, Fut>(
@@ -95,8 +110,7 @@ where
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
+        let listener = bind(listen)
             .map_err(|e| std::io::Error::new(e.kind(), format!("listen on {listen}: {e}")))?;
         eprintln!("{}", banner(listener.local_addr()?));
         serve(

@@ -3,56 +3,208 @@
 //! /v1/steady-state` gives it back. Only 200 is success; every error is JSON
 //! `{"kind": …, "value": …}` with a small, fixed set of kinds.
 //!
+//! Beyond Airlock: per-group client tokens, per-group leases that free the slots of silent
+//! holders, an admin API behind a bearer token ([`admin`]), and Prometheus metrics
+//! ([`metrics`]).
+//!
 //! The rules live in `cairn_lock::Semaphore`; this crate checks requests and maps
-//! outcomes to answers. Store calls (which may fsync) run on tokio's blocking pool.
+//! outcomes to answers. Store calls that may block (etcd) run on tokio's blocking pool;
+//! the embedded store's calls only take a mutex, and its group commit is awaited, so no
+//! thread waits per request.
+
+mod admin;
+mod metrics;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use cairn_http::json_error;
-use cairn_lock::{GroupName, LockOutcome, Semaphore, Store, UnlockOutcome};
+use cairn_lock::{Deferred, GroupName, LockOutcome, Semaphore, SemaphoreError, Store};
+
+pub use admin::{GroupReport, GroupsReport, Holder};
+pub use metrics::Metrics;
 
 /// Request bodies are a few dozen bytes; anything over this is refused.
 const MAX_BODY: usize = 16 * 1024;
 /// Longest client id accepted (Zincati sends 32 hex digits).
 const MAX_ID: usize = 256;
 
-/// Reboot slots per group. A group not listed is refused, as Airlock refuses it; the
-/// group `default` always exists, with 1 slot unless configured.
+/// The settings of one group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupSettings {
+    /// Reboot slots (an operator may override them through the admin API).
+    pub slots: u64,
+    /// Free the slot of a holder that has not given it back after this long; off when `None`.
+    pub lease: Option<Duration>,
+    /// When set, clients of this group must send `Authorization: Bearer <token>`.
+    pub client_token: Option<String>,
+}
+
+impl GroupSettings {
+    pub fn slots(slots: u64) -> GroupSettings {
+        GroupSettings {
+            slots,
+            lease: None,
+            client_token: None,
+        }
+    }
+}
+
+/// The groups and the admin token. A group not listed is refused, as Airlock refuses it;
+/// the group `default` always exists, with 1 slot unless configured.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub groups: BTreeMap<String, u64>,
+    pub groups: BTreeMap<String, GroupSettings>,
+    /// The bearer token of the admin API; the admin API is off when `None`.
+    pub admin_token: Option<String>,
 }
 
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
-            groups: BTreeMap::from([("default".to_string(), 1)]),
+            groups: BTreeMap::from([("default".to_string(), GroupSettings::slots(1))]),
+            admin_token: None,
         }
+    }
+}
+
+impl Settings {
+    /// The default settings plus `groups` with these slots.
+    pub fn with_slots<'a>(groups: impl IntoIterator<Item = (&'a str, u64)>) -> Settings {
+        let mut settings = Settings::default();
+        for (name, slots) in groups {
+            settings
+                .groups
+                .insert(name.to_string(), GroupSettings::slots(slots));
+        }
+        settings
     }
 }
 
 pub struct Service<S> {
     semaphore: Semaphore<S>,
     settings: Settings,
+    pub metrics: Metrics,
 }
 
 impl<S: Store + 'static> Service<S> {
     pub fn new(store: S, mut settings: Settings) -> Arc<Service<S>> {
-        settings.groups.entry("default".into()).or_insert(1);
+        settings
+            .groups
+            .entry("default".into())
+            .or_insert(GroupSettings::slots(1));
         Arc::new(Service {
             semaphore: Semaphore::new(store),
             settings,
+            metrics: Metrics::default(),
         })
     }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Runs a semaphore operation and waits until its outcome is durable: on the blocking pool
+    /// for stores that may block, else here, awaiting the group commit.
+    async fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        operation: impl FnOnce(&Semaphore<S>) -> Result<Deferred<T>, SemaphoreError> + Send + 'static,
+    ) -> Result<T, String> {
+        if self.semaphore.store().may_block() {
+            let service = Arc::clone(self);
+            let task = tokio::task::spawn_blocking(move || operation(&service.semaphore)?.wait());
+            match task.await {
+                Ok(outcome) => outcome.map_err(|e| error_chain(&e)),
+                Err(e) => Err(format!("store task failed: {e}")),
+            }
+        } else {
+            match operation(&self.semaphore) {
+                Ok(deferred) => deferred.wait_async().await.map_err(|e| error_chain(&e)),
+                Err(e) => Err(error_chain(&e)),
+            }
+        }
+    }
+
+    /// Frees the slots of holders past their group's lease; returns the ids freed.
+    pub async fn release_expired(
+        self: &Arc<Self>,
+        group: &GroupName,
+        now_unix_seconds: u64,
+    ) -> Result<Vec<String>, String> {
+        let Some(lease) = self
+            .settings
+            .groups
+            .get(group.as_str())
+            .and_then(|settings| settings.lease)
+        else {
+            return Ok(Vec::new());
+        };
+        let name = group.clone();
+        let expired = self
+            .run(move |semaphore| {
+                semaphore.release_expired_deferred(&name, lease.as_secs(), now_unix_seconds)
+            })
+            .await?;
+        for id in &expired {
+            tracing::warn!(
+                group = %group,
+                id = %id,
+                "freed the reboot slot of {id} in group {group}: held for longer than its {}-second lease",
+                lease.as_secs()
+            );
+            self.metrics.expired(group.as_str());
+        }
+        Ok(expired)
+    }
+
+    /// Sweeps every group with a lease, forever; spawn it beside the server.
+    pub async fn sweep_leases(self: Arc<Self>) {
+        let Some(shortest) = self
+            .settings
+            .groups
+            .values()
+            .filter_map(|settings| settings.lease)
+            .min()
+        else {
+            return;
+        };
+        let period = (shortest / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            for (name, settings) in &self.settings.groups {
+                let Ok(group) = name.parse::<GroupName>() else {
+                    continue;
+                };
+                if settings.lease.is_some() {
+                    if let Err(e) = self.release_expired(&group, now()).await {
+                        tracing::error!("lease sweep of group {group}: {e}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The error and its causes on one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn ok() -> Response {
@@ -77,11 +229,29 @@ struct ClientParams {
     group: String,
 }
 
-/// Why a request is refused (400): its error kind and description.
-type Rejection = (&'static str, String);
+/// Why a request is refused: its status, error kind and description.
+type Rejection = (StatusCode, &'static str, String);
 
 fn bad(kind: &'static str, value: String) -> Rejection {
-    (kind, value)
+    (StatusCode::BAD_REQUEST, kind, value)
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .as_bytes()
+        .strip_prefix(b"Bearer ")
+}
+
+/// Compares secrets in time independent of where they differ.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 fn check<S>(service: &Service<S>, headers: &HeaderMap, body: &[u8]) -> Result<Client, Rejection> {
@@ -110,13 +280,26 @@ fn check<S>(service: &Service<S>, headers: &HeaderMap, body: &[u8]) -> Result<Cl
             format!("group {group:?} does not match ^[a-zA-Z0-9.-]+$"),
         )
     })?;
-    let slots = *service.settings.groups.get(group.as_str()).ok_or_else(|| {
+    let settings = service.settings.groups.get(group.as_str()).ok_or_else(|| {
         bad(
             "unknown_group",
             format!("unknown group {:?}", group.as_str()),
         )
     })?;
-    Ok(Client { id, group, slots })
+    if let Some(token) = &settings.client_token {
+        if !bearer(headers).is_some_and(|given| same_secret(given, token.as_bytes())) {
+            return Err((
+                StatusCode::UNAUTHORIZED,
+                "invalid_client_token",
+                format!("group {group} needs 'Authorization: Bearer <its client token>'"),
+            ));
+        }
+    }
+    Ok(Client {
+        id,
+        group,
+        slots: settings.slots,
+    })
 }
 
 fn now() -> u64 {
@@ -126,39 +309,57 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
+fn rejected(service: &Service<impl Store>, endpoint: &str, rejection: Rejection) -> Response {
+    let (status, kind, value) = rejection;
+    service.metrics.request(endpoint, kind);
+    json_error(status, kind, &value)
+}
+
 async fn pre_reboot<S: Store + 'static>(
     State(service): State<Arc<Service<S>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    const ENDPOINT: &str = "pre-reboot";
     let client = match check(&service, &headers, &body) {
-        Ok(c) => c,
-        Err((kind, value)) => return json_error(StatusCode::BAD_REQUEST, kind, &value),
+        Ok(client) => client,
+        Err(rejection) => return rejected(&service, ENDPOINT, rejection),
     };
-    let task = tokio::task::spawn_blocking(move || {
-        service
-            .semaphore
-            .lock(&client.group, &client.id, client.slots, now())
-    });
-    match task.await {
-        Ok(Ok(LockOutcome::Acquired | LockOutcome::AlreadyHeld)) => ok(),
-        Ok(Ok(LockOutcome::Full { holders, slots })) => json_error(
-            StatusCode::CONFLICT,
-            "failed_lock_semaphore_full",
-            &format!(
-                "semaphore currently full: all {slots} slots are locked ({} holders)",
-                holders.len()
+    let lock = |client: &Client| {
+        let (group, id, slots) = (client.group.clone(), client.id.clone(), client.slots);
+        let now = now();
+        move |semaphore: &Semaphore<S>| semaphore.lock_deferred(&group, &id, slots, now)
+    };
+    let mut outcome = service.run(lock(&client)).await;
+    if matches!(outcome, Ok(LockOutcome::Full { .. })) {
+        // A silent holder past its lease gives way now rather than at the next sweep.
+        match service.release_expired(&client.group, now()).await {
+            Ok(expired) if !expired.is_empty() => outcome = service.run(lock(&client)).await,
+            Ok(_) => {}
+            Err(e) => outcome = Err(e),
+        }
+    }
+    match outcome {
+        Ok(LockOutcome::Acquired | LockOutcome::AlreadyHeld) => {
+            service.metrics.request(ENDPOINT, "ok");
+            ok()
+        }
+        Ok(LockOutcome::Full { holders, slots }) => rejected(
+            &service,
+            ENDPOINT,
+            (
+                StatusCode::CONFLICT,
+                "failed_lock_semaphore_full",
+                format!(
+                    "semaphore currently full: all {slots} slots are locked ({} holders)",
+                    holders.len()
+                ),
             ),
         ),
-        Ok(Err(e)) => json_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "failed_lock",
-            &e.to_string(),
-        ),
-        Err(e) => json_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "failed_lock",
-            &e.to_string(),
+        Err(e) => rejected(
+            &service,
+            ENDPOINT,
+            (StatusCode::INTERNAL_SERVER_ERROR, "failed_lock", e),
         ),
     }
 }
@@ -168,32 +369,42 @@ async fn steady_state<S: Store + 'static>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    const ENDPOINT: &str = "steady-state";
     let client = match check(&service, &headers, &body) {
-        Ok(c) => c,
-        Err((kind, value)) => return json_error(StatusCode::BAD_REQUEST, kind, &value),
+        Ok(client) => client,
+        Err(rejection) => return rejected(&service, ENDPOINT, rejection),
     };
-    let task =
-        tokio::task::spawn_blocking(move || service.semaphore.unlock(&client.group, &client.id));
-    match task.await {
-        Ok(Ok(UnlockOutcome::Released | UnlockOutcome::NotHeld)) => ok(),
-        Ok(Err(e)) => json_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "failed_unlock",
-            &e.to_string(),
-        ),
-        Err(e) => json_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "failed_unlock",
-            &e.to_string(),
+    let outcome = service
+        .run(move |semaphore| semaphore.unlock_deferred(&client.group, &client.id))
+        .await;
+    match outcome {
+        Ok(_) => {
+            service.metrics.request(ENDPOINT, "ok");
+            ok()
+        }
+        Err(e) => rejected(
+            &service,
+            ENDPOINT,
+            (StatusCode::INTERNAL_SERVER_ERROR, "failed_unlock", e),
         ),
     }
+}
+
+async fn metrics_handler<S: Store + 'static>(State(service): State<Arc<Service<S>>>) -> Response {
+    let groups = admin::group_reports(&service).await;
+    let mut response = Response::new(Body::from(service.metrics.render(&groups)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
 }
 
 async fn not_found() -> Response {
     json_error(
         StatusCode::NOT_FOUND,
         "not_found",
-        "POST /v1/pre-reboot or /v1/steady-state",
+        "POST /v1/pre-reboot or /v1/steady-state; GET /metrics; the admin API under /v1/admin/",
     )
 }
 
@@ -201,20 +412,30 @@ pub fn router<S: Store + 'static>(service: Arc<Service<S>>) -> Router {
     Router::new()
         .route("/v1/pre-reboot", post(pre_reboot::<S>))
         .route("/v1/steady-state", post(steady_state::<S>))
+        .route("/metrics", get(metrics_handler::<S>))
+        .route("/v1/admin/groups", get(admin::list::<S>))
+        .route(
+            "/v1/admin/groups/{group}/holders/{id}",
+            delete(admin::release::<S>),
+        )
+        .route("/v1/admin/groups/{group}/slots", put(admin::set_slots::<S>))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(service)
 }
 
-/// Serves FleetLock on `listener` until `shutdown` resolves.
+/// Serves FleetLock on `listener` until `shutdown` resolves, sweeping leases meanwhile.
 pub async fn serve<S: Store + 'static>(
     listener: tokio::net::TcpListener,
     service: Arc<Service<S>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(service))
+    let sweeper = tokio::spawn(Arc::clone(&service).sweep_leases());
+    let served = axum::serve(listener, router(service))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    sweeper.abort();
+    served
 }
 
 pub use cairn_http::Background;

@@ -1,7 +1,10 @@
 //! FleetLock v1 over real HTTP: every rule of the protocol, on the memory and the embedded
-//! store, and holders kept across a restart.
+//! store, and holders kept across a restart; the admin API, client tokens, leases, metrics;
+//! a thousand clients at once.
 
-use std::collections::BTreeMap;
+mod admin;
+mod load;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -39,9 +42,7 @@ fn kind(reply: &HttpReply) -> String {
 }
 
 fn settings() -> Settings {
-    Settings {
-        groups: BTreeMap::from([("workers".to_string(), 2)]),
-    }
+    Settings::with_slots([("workers", 2)])
 }
 
 fn protocol_rules(addr: SocketAddr) {
