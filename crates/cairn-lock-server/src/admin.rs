@@ -14,7 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use cairn_http::json_error;
-use cairn_lock::{GroupName, GroupState, Store, UnlockOutcome};
+use cairn_lock::{GroupName, GroupState, Op, Outcome, Store, UnlockOutcome};
 use serde::{Deserialize, Serialize};
 
 use crate::{bearer, same_secret, Service};
@@ -179,14 +179,10 @@ pub(crate) async fn release<S: Store + 'static>(
         Ok(group) => group,
         Err(response) => return response,
     };
-    let name = group.clone();
-    let holder = id.clone();
-    let outcome = service
-        .run(move |semaphore| semaphore.unlock_deferred(&name, &holder))
-        .await;
+    let outcome = service.submit(&group, Op::Unlock { id: id.clone() }).await;
     match outcome {
         Ok(outcome) => {
-            let released = outcome == UnlockOutcome::Released;
+            let released = outcome == Outcome::Unlock(UnlockOutcome::Released);
             if released {
                 tracing::warn!("admin freed the reboot slot of {id} in group {group}");
             }
@@ -245,12 +241,12 @@ pub(crate) async fn set_slots<S: Store + 'static>(
             "slots must be at least 1: with 0, no machine could ever reboot",
         );
     }
-    let name = group.clone();
-    let outcome = service
-        .run(move |semaphore| semaphore.set_slots_override(&name, request.slots, configured))
-        .await;
-    match outcome {
-        Ok(()) => {
+    let op = Op::SetSlots {
+        slots: request.slots,
+        configured,
+    };
+    match service.submit(&group, op).await {
+        Ok(_) => {
             tracing::warn!(
                 "admin set the slots of group {group} to {}",
                 request

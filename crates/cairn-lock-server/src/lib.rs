@@ -8,11 +8,13 @@
 //! ([`metrics`]).
 //!
 //! The rules live in `cairn_lock::Semaphore`; this crate checks requests and maps
-//! outcomes to answers. Store calls that may block (etcd) run on tokio's blocking pool;
-//! the embedded store's calls only take a mutex, and its group commit is awaited, so no
-//! thread waits per request.
+//! outcomes to answers. Requests on a group are applied in batches, one write at a time
+//! ([`batch`]). Store calls that may block (etcd) run on tokio's blocking pool; the embedded
+//! store's calls only take a mutex, and its group commit is awaited, so no thread waits per
+//! request.
 
 mod admin;
+mod batch;
 mod metrics;
 
 use std::collections::BTreeMap;
@@ -27,7 +29,7 @@ use axum::response::Response;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use cairn_http::json_error;
-use cairn_lock::{Deferred, GroupName, LockOutcome, Semaphore, SemaphoreError, Store};
+use cairn_lock::{GroupName, LockOutcome, Op, Outcome, Semaphore, Store};
 
 pub use admin::{GroupReport, GroupsReport, Holder};
 pub use metrics::Metrics;
@@ -92,6 +94,7 @@ impl Settings {
 pub struct Service<S> {
     semaphore: Semaphore<S>,
     settings: Settings,
+    batcher: batch::Batcher,
     pub metrics: Metrics,
 }
 
@@ -104,33 +107,13 @@ impl<S: Store + 'static> Service<S> {
         Arc::new(Service {
             semaphore: Semaphore::new(store),
             settings,
+            batcher: batch::Batcher::default(),
             metrics: Metrics::default(),
         })
     }
 
     pub fn settings(&self) -> &Settings {
         &self.settings
-    }
-
-    /// Runs a semaphore operation and waits until its outcome is durable: on the blocking pool
-    /// for stores that may block, else here, awaiting the group commit.
-    async fn run<T: Send + 'static>(
-        self: &Arc<Self>,
-        operation: impl FnOnce(&Semaphore<S>) -> Result<Deferred<T>, SemaphoreError> + Send + 'static,
-    ) -> Result<T, String> {
-        if self.semaphore.store().may_block() {
-            let service = Arc::clone(self);
-            let task = tokio::task::spawn_blocking(move || operation(&service.semaphore)?.wait());
-            match task.await {
-                Ok(outcome) => outcome.map_err(|e| error_chain(&e)),
-                Err(e) => Err(format!("store task failed: {e}")),
-            }
-        } else {
-            match operation(&self.semaphore) {
-                Ok(deferred) => deferred.wait_async().await.map_err(|e| error_chain(&e)),
-                Err(e) => Err(error_chain(&e)),
-            }
-        }
     }
 
     /// Frees the slots of holders past their group's lease; returns the ids freed.
@@ -147,12 +130,13 @@ impl<S: Store + 'static> Service<S> {
         else {
             return Ok(Vec::new());
         };
-        let name = group.clone();
-        let expired = self
-            .run(move |semaphore| {
-                semaphore.release_expired_deferred(&name, lease.as_secs(), now_unix_seconds)
-            })
-            .await?;
+        let op = Op::ReleaseExpired {
+            lease_seconds: lease.as_secs(),
+            now_unix_seconds,
+        };
+        let Outcome::Expired(expired) = self.submit(group, op).await? else {
+            return Err("a release of expired holders gave another outcome".into());
+        };
         for id in &expired {
             tracing::warn!(
                 group = %group,
@@ -325,26 +309,28 @@ async fn pre_reboot<S: Store + 'static>(
         Ok(client) => client,
         Err(rejection) => return rejected(&service, ENDPOINT, rejection),
     };
-    let lock = |client: &Client| {
-        let (group, id, slots) = (client.group.clone(), client.id.clone(), client.slots);
-        let now = now();
-        move |semaphore: &Semaphore<S>| semaphore.lock_deferred(&group, &id, slots, now)
+    let lock = |client: &Client| Op::Lock {
+        id: client.id.clone(),
+        slots: client.slots,
+        now_unix_seconds: now(),
     };
-    let mut outcome = service.run(lock(&client)).await;
-    if matches!(outcome, Ok(LockOutcome::Full { .. })) {
+    let mut outcome = service.submit(&client.group, lock(&client)).await;
+    if matches!(outcome, Ok(Outcome::Lock(LockOutcome::Full { .. }))) {
         // A silent holder past its lease gives way now rather than at the next sweep.
         match service.release_expired(&client.group, now()).await {
-            Ok(expired) if !expired.is_empty() => outcome = service.run(lock(&client)).await,
+            Ok(expired) if !expired.is_empty() => {
+                outcome = service.submit(&client.group, lock(&client)).await
+            }
             Ok(_) => {}
             Err(e) => outcome = Err(e),
         }
     }
     match outcome {
-        Ok(LockOutcome::Acquired | LockOutcome::AlreadyHeld) => {
+        Ok(Outcome::Lock(LockOutcome::Acquired | LockOutcome::AlreadyHeld)) => {
             service.metrics.request(ENDPOINT, "ok");
             ok()
         }
-        Ok(LockOutcome::Full { holders, slots }) => rejected(
+        Ok(Outcome::Lock(LockOutcome::Full { holders, slots })) => rejected(
             &service,
             ENDPOINT,
             (
@@ -354,6 +340,15 @@ async fn pre_reboot<S: Store + 'static>(
                     "semaphore currently full: all {slots} slots are locked ({} holders)",
                     holders.len()
                 ),
+            ),
+        ),
+        Ok(other) => rejected(
+            &service,
+            ENDPOINT,
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "failed_lock",
+                format!("unexpected outcome {other:?}"),
             ),
         ),
         Err(e) => rejected(
@@ -375,7 +370,7 @@ async fn steady_state<S: Store + 'static>(
         Err(rejection) => return rejected(&service, ENDPOINT, rejection),
     };
     let outcome = service
-        .run(move |semaphore| semaphore.unlock_deferred(&client.group, &client.id))
+        .submit(&client.group, Op::Unlock { id: client.id })
         .await;
     match outcome {
         Ok(_) => {

@@ -14,7 +14,7 @@ use std::task::{Context, Poll, Waker};
 use crate::store::StoreError;
 
 /// Whether a write (or the state a read returned) is on disk yet.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Durability {
     Now,
     Pending(Ticket),
@@ -117,7 +117,7 @@ impl SyncProgress {
 }
 
 /// One write's place in the sync order.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Ticket {
     progress: Arc<SyncProgress>,
     seq: u64,

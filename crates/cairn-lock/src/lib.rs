@@ -20,5 +20,5 @@ pub use durable::{Durability, Ticket};
 pub use embedded::EmbeddedStore;
 pub use etcd::{EtcdOptions, EtcdStore};
 pub use memory::MemoryStore;
-pub use semaphore::{Deferred, LockOutcome, Semaphore, SemaphoreError, UnlockOutcome};
+pub use semaphore::{Deferred, LockOutcome, Op, Outcome, Semaphore, SemaphoreError, UnlockOutcome};
 pub use store::{GroupName, GroupState, InvalidGroupName, Store, StoreError, Versioned};

@@ -67,14 +67,153 @@ impl<T> Deferred<T> {
         self.durability.wait_async().await?;
         Ok(self.value)
     }
+
+    /// The outcome, and what to wait on before acting on it.
+    pub fn into_parts(self) -> (T, Durability) {
+        (self.value, self.durability)
+    }
 }
 
-/// What one step of a CAS loop decided.
-enum Step<T> {
-    /// Write this state, then return the value.
-    Write(GroupState, T),
-    /// Return the value without writing.
-    Done(T),
+/// One operation on a group; [`Semaphore::apply`] runs several as one write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Take a slot for `id`, with `slots` the configured number of slots.
+    Lock {
+        id: String,
+        slots: u64,
+        now_unix_seconds: u64,
+    },
+    /// Give back the slot `id` holds, if any.
+    Unlock { id: String },
+    /// Free the slots of holders that took them more than `lease_seconds` ago.
+    ReleaseExpired {
+        lease_seconds: u64,
+        now_unix_seconds: u64,
+    },
+    /// Set (`Some`) or clear (`None`) the operator's override of the slots; `configured` is
+    /// recorded as Airlock's `total_slots` when cleared.
+    SetSlots { slots: Option<u64>, configured: u64 },
+}
+
+/// What an [`Op`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Lock(LockOutcome),
+    Unlock(UnlockOutcome),
+    /// The ids whose slots were freed.
+    Expired(Vec<String>),
+    SlotsSet,
+}
+
+impl Op {
+    /// Applies the operation to `state`; returns what it did and whether `state` changed.
+    fn apply(&self, state: &mut GroupState) -> Result<(Outcome, bool), SemaphoreError> {
+        Ok(match self {
+            Op::Lock {
+                id,
+                slots,
+                now_unix_seconds,
+            } => {
+                let (outcome, changed) = lock_in(state, id, *slots, *now_unix_seconds)?;
+                (Outcome::Lock(outcome), changed)
+            }
+            Op::Unlock { id } => {
+                let (outcome, changed) = unlock_in(state, id)?;
+                (Outcome::Unlock(outcome), changed)
+            }
+            Op::ReleaseExpired {
+                lease_seconds,
+                now_unix_seconds,
+            } => {
+                let (expired, changed) =
+                    release_expired_in(state, *lease_seconds, *now_unix_seconds);
+                (Outcome::Expired(expired), changed)
+            }
+            Op::SetSlots { slots, configured } => {
+                (Outcome::SlotsSet, set_slots_in(state, *slots, *configured))
+            }
+        })
+    }
+}
+
+fn lock_in(
+    state: &mut GroupState,
+    id: &str,
+    slots: u64,
+    now_unix_seconds: u64,
+) -> Result<(LockOutcome, bool), SemaphoreError> {
+    if id.is_empty() {
+        return Err(SemaphoreError::EmptyId);
+    }
+    if state.is_holder(id) {
+        return Ok((LockOutcome::AlreadyHeld, false));
+    }
+    let slots = state.slots(slots);
+    if state.holders.len() as u64 >= slots {
+        let full = LockOutcome::Full {
+            holders: state.holders.clone(),
+            slots,
+        };
+        return Ok((full, false));
+    }
+    state.total_slots = slots;
+    // Sorted, as Airlock keeps them (it finds ids by binary search).
+    let position = state.holders.partition_point(|holder| holder.as_str() < id);
+    state.holders.insert(position, id.to_owned());
+    state.leases.insert(id.to_owned(), now_unix_seconds);
+    Ok((LockOutcome::Acquired, true))
+}
+
+fn unlock_in(state: &mut GroupState, id: &str) -> Result<(UnlockOutcome, bool), SemaphoreError> {
+    if id.is_empty() {
+        return Err(SemaphoreError::EmptyId);
+    }
+    if !state.is_holder(id) {
+        return Ok((UnlockOutcome::NotHeld, false));
+    }
+    state.holders.retain(|holder| holder != id);
+    state.leases.remove(id);
+    Ok((UnlockOutcome::Released, true))
+}
+
+fn release_expired_in(
+    state: &mut GroupState,
+    lease_seconds: u64,
+    now_unix_seconds: u64,
+) -> (Vec<String>, bool) {
+    let mut changed = false;
+    for holder in &state.holders {
+        if !state.leases.contains_key(holder) {
+            state.leases.insert(holder.clone(), now_unix_seconds);
+            changed = true;
+        }
+    }
+    let expired: Vec<String> = state
+        .holders
+        .iter()
+        .filter(|holder| {
+            let since = state.leases[holder.as_str()];
+            // Times are whole seconds: strictly more than the lease means at least the lease
+            // has passed, wherever in their seconds both times fell.
+            now_unix_seconds.saturating_sub(since) > lease_seconds
+        })
+        .cloned()
+        .collect();
+    if !expired.is_empty() {
+        state.holders.retain(|holder| !expired.contains(holder));
+        changed = true;
+    }
+    (expired, changed)
+}
+
+fn set_slots_in(state: &mut GroupState, slots: Option<u64>, configured: u64) -> bool {
+    let total = slots.unwrap_or(configured);
+    if state.slots_override == slots && state.total_slots == total {
+        return false;
+    }
+    state.slots_override = slots;
+    state.total_slots = total;
+    true
 }
 
 #[derive(Debug)]
@@ -91,6 +230,28 @@ impl<S: Store> Semaphore<S> {
         &self.store
     }
 
+    /// Runs `ops` in order on `group` as one compare-and-swap (retried as a whole on conflict),
+    /// returning before the outcome is durable: wait on the result before telling anyone.
+    ///
+    /// This is how a service under load stays fast on any store: requests that arrive while a
+    /// write is under way are applied together by the next one.
+    pub fn apply(
+        &self,
+        group: &GroupName,
+        ops: &[Op],
+    ) -> Result<Deferred<Vec<Outcome>>, SemaphoreError> {
+        self.update(group, |state| {
+            let mut outcomes = Vec::with_capacity(ops.len());
+            let mut changed = false;
+            for op in ops {
+                let (outcome, op_changed) = op.apply(state)?;
+                outcomes.push(outcome);
+                changed |= op_changed;
+            }
+            Ok((outcomes, changed))
+        })
+    }
+
     /// Take a slot in `group` for `id`, with `slots` the configured number of slots; returns
     /// once the outcome is durable.
     pub fn lock(
@@ -100,67 +261,17 @@ impl<S: Store> Semaphore<S> {
         slots: u64,
         now_unix_seconds: u64,
     ) -> Result<LockOutcome, SemaphoreError> {
-        self.lock_deferred(group, id, slots, now_unix_seconds)?
+        self.update(group, |state| lock_in(state, id, slots, now_unix_seconds))?
             .wait()
-    }
-
-    /// As [`Semaphore::lock`], returning before the outcome is durable: wait on the result
-    /// before telling anyone.
-    pub fn lock_deferred(
-        &self,
-        group: &GroupName,
-        id: &str,
-        slots: u64,
-        now_unix_seconds: u64,
-    ) -> Result<Deferred<LockOutcome>, SemaphoreError> {
-        if id.is_empty() {
-            return Err(SemaphoreError::EmptyId);
-        }
-        self.update(group, |mut state| {
-            if state.is_holder(id) {
-                return Step::Done(LockOutcome::AlreadyHeld);
-            }
-            let slots = state.slots(slots);
-            if state.holders.len() as u64 >= slots {
-                return Step::Done(LockOutcome::Full {
-                    holders: state.holders,
-                    slots,
-                });
-            }
-            state.total_slots = slots;
-            // Sorted, as Airlock keeps them (it finds ids by binary search).
-            let position = state.holders.partition_point(|holder| holder.as_str() < id);
-            state.holders.insert(position, id.to_owned());
-            state.leases.insert(id.to_owned(), now_unix_seconds);
-            Step::Write(state, LockOutcome::Acquired)
-        })
     }
 
     /// Give back the slot `id` holds in `group`, if any; returns once the outcome is durable.
     pub fn unlock(&self, group: &GroupName, id: &str) -> Result<UnlockOutcome, SemaphoreError> {
-        self.unlock_deferred(group, id)?.wait()
+        self.update(group, |state| unlock_in(state, id))?.wait()
     }
 
-    /// As [`Semaphore::unlock`], returning before the outcome is durable.
-    pub fn unlock_deferred(
-        &self,
-        group: &GroupName,
-        id: &str,
-    ) -> Result<Deferred<UnlockOutcome>, SemaphoreError> {
-        if id.is_empty() {
-            return Err(SemaphoreError::EmptyId);
-        }
-        self.update(group, |mut state| {
-            if !state.is_holder(id) {
-                return Step::Done(UnlockOutcome::NotHeld);
-            }
-            state.holders.retain(|holder| holder != id);
-            state.leases.remove(id);
-            Step::Write(state, UnlockOutcome::Released)
-        })
-    }
-
-    /// Free the slots of holders that took them more than `lease_seconds` ago, returning their ids.
+    /// Free the slots of holders that took them more than `lease_seconds` ago, returning their
+    /// ids.
     ///
     /// A holder without a recorded acquisition time (written by Airlock, or before leases were
     /// on) is stamped `now_unix_seconds`: its lease starts when it is first seen.
@@ -170,91 +281,55 @@ impl<S: Store> Semaphore<S> {
         lease_seconds: u64,
         now_unix_seconds: u64,
     ) -> Result<Vec<String>, SemaphoreError> {
-        self.release_expired_deferred(group, lease_seconds, now_unix_seconds)?
-            .wait()
-    }
-
-    /// As [`Semaphore::release_expired`], returning before the outcome is durable.
-    pub fn release_expired_deferred(
-        &self,
-        group: &GroupName,
-        lease_seconds: u64,
-        now_unix_seconds: u64,
-    ) -> Result<Deferred<Vec<String>>, SemaphoreError> {
-        self.update(group, |mut state| {
-            let mut changed = false;
-            for holder in &state.holders {
-                if !state.leases.contains_key(holder) {
-                    state.leases.insert(holder.clone(), now_unix_seconds);
-                    changed = true;
-                }
-            }
-            let expired: Vec<String> = state
-                .holders
-                .iter()
-                .filter(|holder| {
-                    let since = state.leases[holder.as_str()];
-                    // Times are whole seconds: strictly more than the lease means at least
-                    // the lease has passed, wherever in their seconds both times fell.
-                    now_unix_seconds.saturating_sub(since) > lease_seconds
-                })
-                .cloned()
-                .collect();
-            if expired.is_empty() && !changed {
-                return Step::Done(expired);
-            }
-            state.holders.retain(|holder| !expired.contains(holder));
-            state
-                .leases
-                .retain(|id, _| state.holders.iter().any(|holder| holder == id));
-            Step::Write(state, expired)
-        })
+        self.update(group, |state| {
+            Ok(release_expired_in(state, lease_seconds, now_unix_seconds))
+        })?
+        .wait()
     }
 
     /// Set (`Some`) or clear (`None`) the operator's override of the slots of `group`;
-    /// `configured` is the configured number, recorded as Airlock's `total_slots` when cleared.
+    /// `configured` is recorded as Airlock's `total_slots` when cleared.
     pub fn set_slots_override(
         &self,
         group: &GroupName,
         slots: Option<u64>,
         configured: u64,
-    ) -> Result<Deferred<()>, SemaphoreError> {
-        self.update(group, |mut state| {
-            if state.slots_override == slots && state.total_slots == slots.unwrap_or(configured) {
-                return Step::Done(());
-            }
-            state.slots_override = slots;
-            state.total_slots = state.slots(configured);
-            Step::Write(state, ())
-        })
+    ) -> Result<(), SemaphoreError> {
+        self.update(group, |state| {
+            Ok(((), set_slots_in(state, slots, configured)))
+        })?
+        .wait()
     }
 
-    /// The CAS loop: read, decide, write if needed, retry on conflict. The result carries the
-    /// durability of the state it rests on: the one written, or the one read.
+    /// The CAS loop: read, change, write if changed, retry on conflict. The result carries
+    /// the durability of the state it rests on: the one written, or the one read.
     fn update<T>(
         &self,
         group: &GroupName,
-        mut decide: impl FnMut(GroupState) -> Step<T>,
+        change: impl Fn(&mut GroupState) -> Result<(T, bool), SemaphoreError>,
     ) -> Result<Deferred<T>, SemaphoreError> {
         for _ in 0..MAX_ATTEMPTS {
             let current = self.store.get(group)?;
-            match decide(current.state) {
-                Step::Done(value) => {
-                    let durability = self.store.durability(group, current.version)?;
-                    return Ok(Deferred { value, durability });
+            let mut state = current.state;
+            let (value, changed) = change(&mut state)?;
+            let version = if changed {
+                // Drop lease entries of ids that are no longer holders (e.g. removed by Airlock).
+                let holders = &state.holders;
+                state
+                    .leases
+                    .retain(|id, _| holders.iter().any(|holder| holder == id));
+                match self
+                    .store
+                    .compare_and_swap(group, current.version, &state)?
+                {
+                    Some(version) => version,
+                    None => continue,
                 }
-                Step::Write(mut new, value) => {
-                    // Drop lease entries of ids that are no longer holders (e.g. removed by Airlock).
-                    new.leases
-                        .retain(|id, _| new.holders.iter().any(|holder| holder == id));
-                    if let Some(version) =
-                        self.store.compare_and_swap(group, current.version, &new)?
-                    {
-                        let durability = self.store.durability(group, version)?;
-                        return Ok(Deferred { value, durability });
-                    }
-                }
-            }
+            } else {
+                current.version
+            };
+            let durability = self.store.durability(group, version)?;
+            return Ok(Deferred { value, durability });
         }
         Err(SemaphoreError::Contention {
             group: group.clone(),
@@ -471,6 +546,60 @@ mod tests {
             semaphore.unlock(&group(), ""),
             Err(SemaphoreError::EmptyId)
         ));
+    }
+
+    #[test]
+    fn a_batch_runs_in_order_as_one_write() {
+        let semaphore = Semaphore::new(MemoryStore::new());
+        let lock = |id: &str| Op::Lock {
+            id: id.to_owned(),
+            slots: 1,
+            now_unix_seconds: NOW,
+        };
+        let outcomes = semaphore
+            .apply(
+                &group(),
+                &[
+                    lock("a"),
+                    lock("b"),
+                    lock("a"),
+                    Op::Unlock { id: "a".into() },
+                    lock("b"),
+                    Op::Unlock { id: "c".into() },
+                ],
+            )
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert_eq!(
+            outcomes,
+            [
+                Outcome::Lock(LockOutcome::Acquired),
+                Outcome::Lock(LockOutcome::Full {
+                    holders: vec!["a".into()],
+                    slots: 1
+                }),
+                Outcome::Lock(LockOutcome::AlreadyHeld),
+                Outcome::Unlock(UnlockOutcome::Released),
+                Outcome::Lock(LockOutcome::Acquired),
+                Outcome::Unlock(UnlockOutcome::NotHeld),
+            ]
+        );
+        let after = get(&semaphore);
+        assert_eq!(after.version, 1, "one write for the whole batch");
+        assert_eq!(after.state.holders, ["b"]);
+        // A batch that changes nothing writes nothing; an invalid op fails the whole batch.
+        semaphore
+            .apply(&group(), &[lock("b")])
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert_eq!(get(&semaphore).version, 1);
+        assert!(matches!(
+            semaphore.apply(&group(), &[Op::Unlock { id: "b".into() }, lock("")]),
+            Err(SemaphoreError::EmptyId)
+        ));
+        assert_eq!(get(&semaphore).state.holders, ["b"]);
     }
 
     /// A store where another writer takes the last slot just before our first write.
