@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use cairn_lock::{EmbeddedStore, GroupName};
+use cairn_lock::{EmbeddedStore, EtcdOptions, EtcdStore, GroupName, Store};
 use cairn_lock_server::{GroupReport, GroupSettings, GroupsReport, Settings};
 use clap::{Args, Subcommand};
 use serde::Deserialize;
@@ -39,11 +39,12 @@ enum Verb {
     Serve {
         #[arg(long, default_value = "127.0.0.1:8082")]
         listen: SocketAddr,
-        /// TOML: `admin_token_file`, and per group `[groups.NAME]` with `slots`,
-        /// `lease_seconds`, `client_token_file` (the group `default` has 1 slot unless set).
+        /// TOML: `admin_token_file`; per group `[groups.NAME]` with `slots`,
+        /// `lease_seconds`, `client_token_file` (the group `default` has 1 slot unless set);
+        /// `[etcd]` with `endpoints` and TLS/auth options to keep the groups in etcd.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Where the embedded store keeps its journal.
+        /// Where the embedded store keeps its journal (unused with `[etcd]`).
         #[arg(long, default_value = "/var/lib/cairn/lock")]
         data_dir: PathBuf,
     },
@@ -78,6 +79,27 @@ struct Config {
     admin_token_file: Option<PathBuf>,
     #[serde(default)]
     groups: BTreeMap<String, Group>,
+    /// Keep the groups in etcd (as Airlock does) instead of the embedded store.
+    etcd: Option<Etcd>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Etcd {
+    endpoints: Vec<String>,
+    prefix: Option<String>,
+    ca_file: Option<PathBuf>,
+    client_cert_file: Option<PathBuf>,
+    client_key_file: Option<PathBuf>,
+    username: Option<String>,
+    password_file: Option<PathBuf>,
+    request_timeout_seconds: Option<u64>,
+}
+
+/// Where the groups are kept.
+enum Backend {
+    Embedded,
+    Etcd(EtcdOptions),
 }
 
 #[derive(Deserialize)]
@@ -99,11 +121,11 @@ fn read_token(path: &Path, config: &Path, key: &str) -> Result<String> {
     Ok(token)
 }
 
-/// The settings from a config file; errors name the file, line and key.
-fn settings(path: Option<&Path>) -> Result<Settings> {
+/// The settings and the backend from a config file; errors name the file, line and key.
+fn settings(path: Option<&Path>) -> Result<(Settings, Backend)> {
     let mut settings = Settings::default();
     let Some(path) = path else {
-        return Ok(settings);
+        return Ok((settings, Backend::Embedded));
     };
     let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
     let config: Config =
@@ -147,7 +169,54 @@ fn settings(path: Option<&Path>) -> Result<Settings> {
             },
         );
     }
-    Ok(settings)
+    let backend = match config.etcd {
+        None => Backend::Embedded,
+        Some(etcd) => Backend::Etcd(etcd_options(etcd, path)?),
+    };
+    Ok((settings, backend))
+}
+
+fn etcd_options(etcd: Etcd, config: &Path) -> Result<EtcdOptions> {
+    if etcd.endpoints.is_empty() {
+        anyhow::bail!("{}: etcd.endpoints is empty", config.display());
+    }
+    for endpoint in &etcd.endpoints {
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            anyhow::bail!(
+                "{}: etcd.endpoints: {endpoint:?} is not an http:// or https:// URL",
+                config.display()
+            );
+        }
+    }
+    if etcd.client_cert_file.is_some() != etcd.client_key_file.is_some() {
+        anyhow::bail!(
+            "{}: etcd.client_cert_file and etcd.client_key_file go together",
+            config.display()
+        );
+    }
+    if etcd.username.is_some() != etcd.password_file.is_some() {
+        anyhow::bail!(
+            "{}: etcd.username and etcd.password_file go together",
+            config.display()
+        );
+    }
+    let password = match &etcd.password_file {
+        Some(file) => Some(read_token(file, config, "etcd.password_file")?),
+        None => None,
+    };
+    let defaults = EtcdOptions::default();
+    Ok(EtcdOptions {
+        endpoints: etcd.endpoints,
+        prefix: etcd.prefix.unwrap_or(defaults.prefix),
+        ca_file: etcd.ca_file,
+        client_cert: etcd.client_cert_file,
+        client_key: etcd.client_key_file,
+        username: etcd.username,
+        password,
+        request_timeout: etcd
+            .request_timeout_seconds
+            .map_or(defaults.request_timeout, Duration::from_secs),
+    })
 }
 
 pub fn run(args: LockArgs) -> Result<i32> {
@@ -202,9 +271,40 @@ pub fn run(args: LockArgs) -> Result<i32> {
 }
 
 fn serve(listen: SocketAddr, config: Option<&Path>, data_dir: &Path) -> Result<i32> {
-    let settings = settings(config)?;
-    std::fs::create_dir_all(data_dir).with_context(|| format!("create {}", data_dir.display()))?;
-    let store = EmbeddedStore::open(data_dir)?;
+    let (settings, backend) = settings(config)?;
+    match backend {
+        Backend::Embedded => {
+            std::fs::create_dir_all(data_dir)
+                .with_context(|| format!("create {}", data_dir.display()))?;
+            let store = EmbeddedStore::open(data_dir)?;
+            serve_on(
+                listen,
+                settings,
+                store,
+                format!("state in {}", data_dir.display()),
+            )
+        }
+        Backend::Etcd(options) => {
+            let endpoints = options.endpoints.join(", ");
+            let prefix = options.prefix.clone();
+            let store = EtcdStore::connect(options)
+                .map_err(|e| anyhow::anyhow!("{}", cairn_store::error_chain(&e)))?;
+            serve_on(
+                listen,
+                settings,
+                store,
+                format!("state in etcd at {endpoints} under {prefix}"),
+            )
+        }
+    }
+}
+
+fn serve_on<S: Store + 'static>(
+    listen: SocketAddr,
+    settings: Settings,
+    store: S,
+    state: String,
+) -> Result<i32> {
     let groups: Vec<String> = settings
         .groups
         .iter()
@@ -220,9 +320,8 @@ fn serve(listen: SocketAddr, config: Option<&Path>, data_dir: &Path) -> Result<i
         listen,
         |addr| {
             format!(
-                "serving FleetLock on http://{addr}/ for groups {}; {admin}; state in {}",
+                "serving FleetLock on http://{addr}/ for groups {}; {admin}; {state}",
                 groups.join(", "),
-                data_dir.display()
             )
         },
         |listener, interrupted| cairn_lock_server::serve(listener, service, interrupted),

@@ -1,5 +1,7 @@
 //! Test-only helpers shared by cairn's integration tests.
 
+pub mod etcd;
+
 use std::process::Command;
 
 /// Whether a peer program (a name on `PATH`, or an absolute path) is installed. Without
@@ -53,6 +55,7 @@ pub struct HttpReply {
 
 /// One plain HTTP/1.1 request on a new connection (`Connection: close`); `headers` are
 /// extra `Name: value\r\n` lines. Raw on purpose: tests send what clients may send.
+/// Panics when the connection fails; see [`try_http`].
 pub fn http(
     addr: impl std::net::ToSocketAddrs,
     method: &str,
@@ -60,19 +63,27 @@ pub fn http(
     headers: &str,
     body: &str,
 ) -> HttpReply {
+    try_http(addr, method, target, headers, body).expect("an HTTP exchange")
+}
+
+/// As [`http`], with a failed connection as an error (for tests that retry, as clients do).
+pub fn try_http(
+    addr: impl std::net::ToSocketAddrs,
+    method: &str,
+    target: &str,
+    headers: &str,
+    body: &str,
+) -> std::io::Result<HttpReply> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .expect("set a read timeout");
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
     write!(
         stream,
         "{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
         body.len()
-    )
-    .expect("send the request");
+    )?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read the answer");
+    stream.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
@@ -85,9 +96,9 @@ pub fn http(
         .filter_map(|l| l.split_once(": "))
         .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
         .collect();
-    HttpReply {
+    Ok(HttpReply {
         status,
         headers,
         body: body.to_string(),
-    }
+    })
 }

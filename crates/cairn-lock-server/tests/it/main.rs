@@ -3,6 +3,7 @@
 //! a thousand clients at once.
 
 mod admin;
+mod etcd;
 mod load;
 
 use std::net::SocketAddr;
