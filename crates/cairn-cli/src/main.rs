@@ -51,6 +51,9 @@ fn main() {
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr closed) must not become a panic (its
+        // fallback is eprintln!, which panics) in the middle of serving a request.
+        .log_internal_errors(false)
         .with_ansi(std::env::var_os("NO_COLOR").is_none())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
