@@ -392,7 +392,7 @@ impl Admin {
 }
 
 /// The groups in plain words, one line per group and one per holder.
-fn describe(groups: &[GroupReport], now: u64) -> String {
+pub(crate) fn describe(groups: &[GroupReport], now: u64) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     for group in groups {
@@ -402,9 +402,14 @@ fn describe(groups: &[GroupReport], now: u64) -> String {
             let _ = writeln!(out, "could not be read: {error}");
             continue;
         }
-        let _ = match taken {
-            0 => write!(out, "all {} slots free", group.slots),
-            _ => write!(out, "{taken} of {} slots taken", group.slots),
+        let slots = match group.slots {
+            1 => "1 slot".to_string(),
+            n => format!("{n} slots"),
+        };
+        let _ = match (taken, group.slots) {
+            (0, 1) => write!(out, "its 1 slot is free"),
+            (0, _) => write!(out, "all {slots} free"),
+            _ => write!(out, "{taken} of {slots} taken"),
         };
         if let Some(slots) = group.slots_override {
             let configured = group

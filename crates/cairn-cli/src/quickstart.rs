@@ -4,7 +4,8 @@
 //! repository over HTTP, let a "machine" (a bare-user repository that verifies
 //! signatures) pull it; change the tree, commit, sign and generate a static delta; the
 //! machine pulls the update through the delta; show log and diff, check the update out
-//! and verify both repositories. Each later capability adds its step here.
+//! and verify both repositories; then provision a machine, serve the update graph and
+//! coordinate reboots through reboot slots. Each later capability adds its step here.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -389,7 +390,13 @@ pub fn run(args: QuickstartArgs) -> Result<i32> {
     );
     update_graph(&work.join("graph"), &first.to_string(), &second.to_string())?;
 
-    step(16, "verify the repositories");
+    step(
+        16,
+        "coordinate reboots (FleetLock, as Zincati asks and Airlock answers): three machines, two slots",
+    );
+    reboot_slots(&work.join("lock"))?;
+
+    step(17, "verify the repositories");
     let mut clean = true;
     for (name, r) in [
         ("server", &repo),
@@ -491,6 +498,85 @@ fn update_graph(dir: &Path, first: &str, second: &str) -> Result<()> {
 }
 
 /// A GET that returns the body of a 200.
+/// Serves FleetLock on the embedded store with 2 reboot slots; three machines ask for one,
+/// the third waits until the first is back and healthy, and the operator's status shows who
+/// holds what since when.
+fn reboot_slots(dir: &Path) -> Result<()> {
+    let store = cairn_lock::EmbeddedStore::open(&dir.join("data"))?;
+    let mut settings = cairn_lock_server::Settings::with_slots([("workers", 2)]);
+    settings.admin_token = Some("quickstart".into());
+    let service = cairn_lock_server::Service::new(store, settings);
+    let server = cairn_lock_server::spawn(service, "127.0.0.1:0".parse()?)?;
+    println!(
+        "cairn lock serve --listen {} --data-dir {} (group workers: 2 slots)",
+        server.addr,
+        dir.join("data").display()
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let client = reqwest::Client::new();
+    let ask = |endpoint: &str, machine: &str| {
+        let url = format!("http://{}/v1/{endpoint}", server.addr);
+        let body = serde_json::json!({"client_params": {"id": machine, "group": "workers"}});
+        let request = client
+            .post(url)
+            .header("fleet-lock-protocol", "true")
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        runtime.block_on(async {
+            let response = request.send().await?;
+            let status = response.status();
+            let text = response.text().await?;
+            anyhow::Ok((status, text))
+        })
+    };
+    for machine in ["machine-1", "machine-2", "machine-3"] {
+        let (status, text) = ask("pre-reboot", machine)?;
+        if status.is_success() {
+            println!("{machine} asks to reboot: granted, it reboots into the update");
+        } else {
+            let error: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            println!(
+                "{machine} asks to reboot: wait ({} {}: {})",
+                status.as_u16(),
+                error["kind"].as_str().unwrap_or_default(),
+                error["value"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    let report = runtime.block_on(async {
+        let url = format!("http://{}/v1/admin/groups", server.addr);
+        let response = client
+            .get(url)
+            .bearer_auth("quickstart")
+            .send()
+            .await?
+            .error_for_status()?;
+        let bytes = response.bytes().await?;
+        anyhow::Ok(serde_json::from_slice::<cairn_lock_server::GroupsReport>(
+            &bytes,
+        )?)
+    })?;
+    println!("cairn lock status:");
+    for line in crate::lock_cmd::describe(&report.groups, now()).lines() {
+        println!("  {line}");
+    }
+    let (status, _) = ask("steady-state", "machine-1")?;
+    anyhow::ensure!(status.is_success(), "steady-state answered {status}");
+    println!("machine-1 is back and healthy: it gives its slot back");
+    let (status, _) = ask("pre-reboot", "machine-3")?;
+    println!(
+        "machine-3 asks again: {}",
+        if status.is_success() {
+            "granted".to_string()
+        } else {
+            format!("refused ({status})")
+        }
+    );
+    Ok(())
+}
+
 fn http_get(url: &str) -> Result<String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -170,7 +170,7 @@ fn lock_status_release_and_slots_through_the_admin_api() {
     let out = admin(&["status"], Some("s3cret"));
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(text.contains("group default: all 1 slots free"), "{text}");
+    assert!(text.contains("group default: its 1 slot is free"), "{text}");
     assert!(
         text.contains(
             "group workers: 2 of 2 slots taken; a slot is freed after 2 h 0 min if not given back"

@@ -48,6 +48,26 @@ fn quickstart_runs_end_to_end() {
     }
     // The update graph: release 2 reaches the eager machine first.
     let graph = &out[out.find("== 15.").unwrap()..out.find("== 16.").unwrap()];
+    // Reboot slots: two granted, the third waits, then gets the slot the first gave back.
+    let slots = &out[out.find("== 16.").unwrap()..out.find("== 17.").unwrap()];
+    assert!(
+        slots.contains("machine-1 asks to reboot: granted"),
+        "{slots}"
+    );
+    assert!(
+        slots.contains("machine-2 asks to reboot: granted"),
+        "{slots}"
+    );
+    assert!(
+        slots.contains("machine-3 asks to reboot: wait (409 failed_lock_semaphore_full"),
+        "{slots}"
+    );
+    assert!(
+        slots.contains("group workers: 2 of 2 slots taken"),
+        "{slots}"
+    );
+    assert!(slots.contains("machine-2 holds a slot since "), "{slots}");
+    assert!(slots.contains("machine-3 asks again: granted"), "{slots}");
     assert!(graph.contains("rollout of 2 at 25%"), "{graph}");
     assert!(
         graph.contains("rollout_wariness=0.1) is offered: 1 → 2"),
