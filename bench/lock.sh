@@ -3,7 +3,7 @@
 # loopback, on the embedded store and on etcd, with etcd's own compare-and-swap rate measured
 # in the same run. Median of ROUNDS rounds, rounds interleaved.
 #
-#   bench/lock.sh                        # ROUNDS=3 SECONDS=5 CLIENTS=64
+#   bench/lock.sh                        # ROUNDS=3 DURATION=5 (seconds) CLIENTS=64
 #   CLIENTS=16 bench/lock.sh             # another load shape
 #   ETCD=none bench/lock.sh              # embedded store only
 #
@@ -23,7 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
-SECONDS_PER_ROUND=${SECONDS:-5}
+SECONDS_PER_ROUND=${DURATION:-5}
 CLIENTS=${CLIENTS:-64}
 ETCD=${ETCD:-$(command -v etcd || echo none)}
 cargo build --release --quiet -p cairn-cli

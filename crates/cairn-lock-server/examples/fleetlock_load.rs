@@ -52,6 +52,9 @@ fn options() -> Result<Options, String> {
             _ => return Err(format!("unknown option {flag}")),
         }
     }
+    if options.seconds.is_nan() || options.seconds <= 0.0 || options.clients == 0 {
+        return Err("--seconds and --clients must be positive".into());
+    }
     Ok(options)
 }
 
