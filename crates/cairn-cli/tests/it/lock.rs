@@ -378,3 +378,15 @@ fn lock_serve_on_etcd() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// The sample config in `dist/` is one `cairn lock serve` accepts.
+#[test]
+fn the_sample_config_in_dist_is_valid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/cairn-lock.toml");
+    let (_served, addr) = serve(&config, &tmp.path().join("data"));
+    assert_eq!(post(&addr, "/v1/pre-reboot", "a", "workers"), 200);
+    assert_eq!(post(&addr, "/v1/pre-reboot", "b", "workers"), 200);
+    assert_eq!(post(&addr, "/v1/pre-reboot", "c", "workers"), 409);
+}
