@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use cairn_lock::{
-    GroupName, GroupState, LockOutcome, MemoryStore, Semaphore, Store, StoreError, UnlockOutcome,
-    Versioned,
+    GroupName, GroupState, LockOutcome, MemoryStore, Op, Outcome, Semaphore, Store, StoreError,
+    UnlockOutcome, Versioned,
 };
 use proptest::prelude::*;
 
@@ -90,6 +90,49 @@ proptest! {
         let state = semaphore.store().get(&group).unwrap().state;
         prop_assert!(state.holders.is_empty());
         prop_assert!(state.leases.is_empty());
+    }
+}
+
+proptest! {
+    /// A batch (as the server applies queued requests) gives each operation the outcome it
+    /// would have had alone, in order, and the same final state, in one write.
+    #[test]
+    fn a_batch_equals_its_operations_one_by_one(
+        (_clients, ops) in (1usize..=50).prop_flat_map(|clients| (Just(clients), operations(clients))),
+        chunk in 1usize..=32,
+        slots in 1u64..=4,
+    ) {
+        let group = GroupName::default_group();
+        let op = |operation: &Operation| match *operation {
+            Operation::Lock(client) => Op::Lock {
+                id: client_id(client),
+                slots,
+                now_unix_seconds: NOW,
+            },
+            Operation::Unlock(client) => Op::Unlock { id: client_id(client) },
+        };
+        let alone = Semaphore::new(MemoryStore::new());
+        let expected: Vec<Outcome> = ops
+            .iter()
+            .map(|operation| alone.apply(&group, &[op(operation)]).unwrap().wait().unwrap().remove(0))
+            .collect();
+        let batched = Semaphore::new(MemoryStore::new());
+        let mut outcomes = Vec::new();
+        let mut writes = 0;
+        for batch in ops.chunks(chunk) {
+            let before = batched.store().get(&group).unwrap().version;
+            let ops: Vec<Op> = batch.iter().map(op).collect();
+            outcomes.extend(batched.apply(&group, &ops).unwrap().wait().unwrap());
+            let after = batched.store().get(&group).unwrap().version;
+            prop_assert!(after - before <= 1, "a batch is at most one write");
+            writes += after - before;
+        }
+        prop_assert_eq!(outcomes, expected);
+        prop_assert_eq!(
+            batched.store().get(&group).unwrap().state,
+            alone.store().get(&group).unwrap().state
+        );
+        prop_assert!(writes <= ops.len().div_ceil(chunk) as u64);
     }
 }
 
