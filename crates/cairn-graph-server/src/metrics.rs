@@ -1,7 +1,6 @@
 //! Prometheus metrics of the graph service, in the text exposition format.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::Mutex;
 
 #[derive(Default)]
@@ -63,11 +62,8 @@ impl Metrics {
     pub fn render(&self) -> String {
         let c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
-        let mut family = |name: &str, kind: &str, help: &str, lines: Vec<String>| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for line in lines {
-                let _ = writeln!(out, "{line}");
-            }
+        let mut family = |name: &str, kind: &str, help: &str, samples: Vec<String>| {
+            cairn_http::metric_family(&mut out, name, kind, help, samples)
         };
         family(
             "cairn_graph_responses_total",

@@ -122,3 +122,13 @@ where
         .await
     })
 }
+
+/// Appends one metric family in Prometheus' text format: its `HELP` and `TYPE` lines, then
+/// its samples (`name{labels} value` lines).
+pub fn metric_family(out: &mut String, name: &str, kind: &str, help: &str, samples: Vec<String>) {
+    use std::fmt::Write;
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for sample in samples {
+        let _ = writeln!(out, "{sample}");
+    }
+}

@@ -117,7 +117,7 @@ pub(crate) async fn group_reports<S: Store + 'static>(
     let read = move || {
         let store = service.semaphore.store();
         let mut names: Vec<String> = service.settings.groups.keys().cloned().collect();
-        let stored = store.groups().map_err(|e| crate::error_chain(&e));
+        let stored = store.groups().map_err(|e| cairn_lock::error_chain(&e));
         if let Ok(stored) = &stored {
             names.extend(stored.iter().map(|g| g.as_str().to_string()));
         }
@@ -133,7 +133,7 @@ pub(crate) async fn group_reports<S: Store + 'static>(
                             store.durability(&group, versioned.version)?.wait()?;
                             Ok(versioned.state)
                         })
-                        .map_err(|e| crate::error_chain(&e)),
+                        .map_err(|e| cairn_lock::error_chain(&e)),
                     Err(e) => Err(e.to_string()),
                 };
                 report(&service, name, state)

@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use cairn_lock::{Durability, GroupName, Op, Outcome, Store};
 use tokio::sync::oneshot;
 
-use crate::{error_chain, Service};
+use cairn_lock::error_chain;
+
+use crate::Service;
 
 /// The most requests applied in one write, so that one write stays small.
 const MAX_BATCH: usize = 512;

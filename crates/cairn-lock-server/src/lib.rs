@@ -179,18 +179,6 @@ impl<S: Store + 'static> Service<S> {
     }
 }
 
-/// The error and its causes on one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 fn ok() -> Response {
     Response::new(Body::empty())
 }

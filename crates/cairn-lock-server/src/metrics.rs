@@ -3,7 +3,6 @@
 //! from the store at each scrape).
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::Mutex;
 
 use crate::admin::GroupReport;
@@ -42,11 +41,8 @@ impl Metrics {
     pub fn render(&self, groups: &[GroupReport]) -> String {
         let c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
-        let mut family = |name: &str, kind: &str, help: &str, lines: Vec<String>| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for line in lines {
-                let _ = writeln!(out, "{line}");
-            }
+        let mut family = |name: &str, kind: &str, help: &str, samples: Vec<String>| {
+            cairn_http::metric_family(&mut out, name, kind, help, samples)
         };
         family(
             "cairn_lock_requests_total",

@@ -22,3 +22,16 @@ pub use etcd::{EtcdOptions, EtcdStore};
 pub use memory::MemoryStore;
 pub use semaphore::{Deferred, LockOutcome, Op, Outcome, Semaphore, SemaphoreError, UnlockOutcome};
 pub use store::{GroupName, GroupState, InvalidGroupName, Store, StoreError, Versioned};
+
+/// An error with its causes, `outer: inner: innermost`, for one-line messages (the HTTP
+/// service's 500 bodies, logs).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

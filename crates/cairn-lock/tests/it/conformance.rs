@@ -5,11 +5,11 @@ use std::sync::{Barrier, Mutex};
 
 use cairn_lock::{EmbeddedStore, GroupName, GroupState, MemoryStore, Store};
 
-fn group(name: &str) -> GroupName {
+pub fn group(name: &str) -> GroupName {
     name.parse().unwrap()
 }
 
-fn state(total_slots: u64, holders: &[&str]) -> GroupState {
+pub fn state(total_slots: u64, holders: &[&str]) -> GroupState {
     GroupState {
         total_slots,
         holders: holders.iter().map(|holder| holder.to_string()).collect(),

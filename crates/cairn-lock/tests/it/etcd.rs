@@ -5,16 +5,16 @@
 //! [`EtcdCluster`] starts members on loopback in temp dirs; the conformance suite and most tests
 //! here share one member ([`shared`]) and keep apart by key prefix ([`unique_prefix`]).
 
-use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::conformance::{group, state};
 use cairn_lock::etcd::EtcdError;
 use cairn_lock::{
-    EtcdOptions, EtcdStore, GroupName, GroupState, LockOutcome, Semaphore, SemaphoreError, Store,
+    error_chain, EtcdOptions, EtcdStore, GroupName, LockOutcome, Semaphore, SemaphoreError, Store,
     StoreError, UnlockOutcome,
 };
 use cairn_test_support::etcd::{
@@ -35,30 +35,6 @@ pub fn options(endpoints: Vec<String>) -> EtcdOptions {
 pub fn store_on_shared_etcd() -> Option<EtcdStore> {
     let cluster = shared()?;
     Some(EtcdStore::connect(options(cluster.client_urls())).unwrap())
-}
-
-/// An error with its causes, as `{:#}` prints an anyhow chain.
-fn chain(error: &dyn Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-fn group(name: &str) -> GroupName {
-    name.parse().unwrap()
-}
-
-fn state(total_slots: u64, holders: &[&str]) -> GroupState {
-    GroupState {
-        total_slots,
-        holders: holders.iter().map(|holder| holder.to_string()).collect(),
-        ..Default::default()
-    }
 }
 
 #[test]
@@ -139,7 +115,7 @@ fn etcd_garbage_value_is_an_error_naming_the_key() {
         }
         other => panic!("expected a corrupt value, got {other:?}"),
     }
-    let message = chain(&error);
+    let message = error_chain(&error);
     assert!(message.contains(&key), "{message}");
     assert!(message.contains(endpoint.as_str()), "{message}");
 
@@ -276,7 +252,7 @@ fn etcd_unreachable_endpoint_fails_at_connect_naming_it() {
         ..EtcdOptions::default()
     })
     .unwrap_err();
-    let message = chain(&error);
+    let message = error_chain(&error);
     assert!(message.contains(&dead), "{message}");
     assert!(message.contains("no etcd endpoint answered"), "{message}");
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -289,7 +265,7 @@ fn etcd_unreachable_endpoint_fails_at_connect_naming_it() {
             ..EtcdOptions::default()
         })
         .unwrap_err();
-        assert!(chain(&error).contains(complaint), "{error:?}");
+        assert!(error_chain(&error).contains(complaint), "{error:?}");
     }
 
     // A dead endpoint before a live one: the store settles on the live one.
@@ -323,10 +299,10 @@ fn etcd_authentication_with_username_and_password() {
         })
     };
 
-    let message = chain(&with(None, None).unwrap_err());
+    let message = error_chain(&with(None, None).unwrap_err());
     assert!(message.contains(&endpoint), "{message}");
     assert!(message.contains("authentication enabled"), "{message}");
-    let message = chain(&with(Some("root"), Some("wrong")).unwrap_err());
+    let message = error_chain(&with(Some("root"), Some("wrong")).unwrap_err());
     assert!(message.contains("authenticate as root"), "{message}");
     assert!(
         message.contains("check the username and password"),
@@ -386,10 +362,10 @@ fn etcd_over_tls_with_client_certificates() {
     assert_eq!(store.get(&group("tls")).unwrap().state, state(1, &["a"]));
     // Without a client certificate, and without trusting the CA.
     for (ca, client) in [(Some(pki.ca.as_path()), false), (None, true)] {
-        let message = chain(&with(ca, client).unwrap_err());
+        let message = error_chain(&with(ca, client).unwrap_err());
         assert!(message.contains(&endpoint), "{message}");
     }
-    let message = chain(&with(Some(&dir.path().join("missing.pem")), true).unwrap_err());
+    let message = error_chain(&with(Some(&dir.path().join("missing.pem")), true).unwrap_err());
     assert!(message.contains("missing.pem"), "{message}");
 }
 
@@ -547,7 +523,7 @@ fn etcd_cluster_keeps_the_semaphore_safe_when_the_member_in_use_dies() {
                                     Err(error) => errors
                                         .lock()
                                         .unwrap()
-                                        .push(format!("unlock: {}", chain(&error))),
+                                        .push(format!("unlock: {}", error_chain(&error))),
                                 }
                             }
                             Ok(LockOutcome::Full { .. }) => {
@@ -556,7 +532,7 @@ fn etcd_cluster_keeps_the_semaphore_safe_when_the_member_in_use_dies() {
                             Err(error) => errors
                                 .lock()
                                 .unwrap()
-                                .push(format!("lock: {}", chain(&error))),
+                                .push(format!("lock: {}", error_chain(&error))),
                         }
                     }
                 });
