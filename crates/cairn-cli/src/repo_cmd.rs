@@ -552,6 +552,7 @@ pub fn run(args: RepoArgs) -> Result<i32> {
                 no_sign_verify: p.no_sign_verify,
                 progress: !p.json,
                 disable_static_deltas: p.disable_static_deltas,
+                override_commit: None,
             };
             let report = cairn_store::pull::pull(&repo, &remote, &options)
                 .with_context(|| format!("pull from {}", remote.url))?;

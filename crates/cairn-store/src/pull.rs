@@ -46,6 +46,10 @@ pub struct PullOptions {
     pub progress: bool,
     /// Never use static deltas (ostree `--disable-static-deltas`).
     pub disable_static_deltas: bool,
+    /// Pull this commit for the (single) ref instead of the one the remote names, and point
+    /// the ref at it: ostree's `override-commit-ids`, as rpm-ostree uses it to deploy the
+    /// exact release an update graph chose. The commit is verified as any other.
+    pub override_commit: Option<Checksum>,
 }
 
 impl Default for PullOptions {
@@ -60,6 +64,7 @@ impl Default for PullOptions {
             no_sign_verify: false,
             progress: true,
             disable_static_deltas: false,
+            override_commit: None,
         }
     }
 }
@@ -577,6 +582,15 @@ async fn resolve_refs(
             }
         };
         out.push((name, checksum));
+    }
+    if let Some(commit) = options.override_commit {
+        if out.len() != 1 {
+            return Err(Error::Invalid(format!(
+                "a commit to pull ({commit}) needs exactly one ref, not {}",
+                out.len()
+            )));
+        }
+        out[0].1 = commit;
     }
     Ok((out, summary))
 }

@@ -563,6 +563,21 @@ pub fn rollback(sysroot: &Sysroot) -> Result<Deployment> {
     Ok(list[0].clone())
 }
 
+/// Drops the staged deployment, if any, so that it is never finalized; `cleanup` removes its
+/// directory. Returns what was staged. (An update agent replacing a staged update that waits
+/// for its maintenance window with a newer one.)
+pub fn unstage(sysroot: &Sysroot) -> Result<Option<Deployment>> {
+    let _lock = sysroot.lock()?;
+    let state = sysroot.load()?;
+    let Some(staged) = state.staged else {
+        return Ok(None);
+    };
+    let record = crate::stage::record_path(sysroot);
+    std::fs::remove_file(&record).at(&record)?;
+    cleanup_after(sysroot);
+    Ok(Some(staged.deployment))
+}
+
 /// Removes the deployment at `index` (boot order); the booted one cannot go.
 pub fn undeploy(sysroot: &Sysroot, index: usize) -> Result<Deployment> {
     let _lock = sysroot.lock()?;
