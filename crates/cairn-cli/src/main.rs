@@ -1,6 +1,7 @@
 //! The `cairn` binary: parses arguments, starts logging, runs one command, maps errors to exit codes.
 
 mod admin_cmd;
+mod agent_cmd;
 mod config_cmd;
 mod graph_cmd;
 mod lock_cmd;
@@ -38,6 +39,8 @@ enum Command {
     Graph(graph_cmd::GraphArgs),
     /// Reboot coordination: a FleetLock service handing out reboot slots per group.
     Lock(lock_cmd::LockArgs),
+    /// The update agent: keep this machine current from the update graph (like Zincati).
+    Agent(agent_cmd::AgentArgs),
     /// Run cairn's main job end to end on embedded defaults, in a temporary directory.
     Quickstart(quickstart::QuickstartArgs),
 }
@@ -67,6 +70,7 @@ fn main() {
         Command::Provision(args) => provision_cmd::run(args),
         Command::Graph(args) => graph_cmd::run(args),
         Command::Lock(args) => lock_cmd::run(args),
+        Command::Agent(args) => agent_cmd::run(args),
         Command::Quickstart(args) => quickstart::run(args),
     };
     match result {

@@ -1,5 +1,6 @@
 //! cairn's integration tests: the real binary against the real `ostree`.
 
+mod agent;
 mod config;
 mod crash;
 mod graph;

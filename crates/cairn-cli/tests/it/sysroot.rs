@@ -11,14 +11,14 @@ use serde_json::Value;
 use crate::support::*;
 
 /// A test sysroot with a simulated kernel command line and boot counter.
-struct Sys {
-    root: PathBuf,
-    cmdline: PathBuf,
+pub(crate) struct Sys {
+    pub(crate) root: PathBuf,
+    pub(crate) cmdline: PathBuf,
     boot: u32,
 }
 
 impl Sys {
-    fn new(dir: &Path) -> Sys {
+    pub(crate) fn new(dir: &Path) -> Sys {
         Sys {
             root: dir.join("sysroot"),
             cmdline: dir.join("cmdline"),
@@ -46,7 +46,7 @@ impl Sys {
         cmd.output().expect("run cairn admin")
     }
 
-    fn admin(&self, args: &[&str]) -> String {
+    pub(crate) fn admin(&self, args: &[&str]) -> String {
         let out = self.admin_with(args, &[]);
         assert!(
             out.status.success(),
@@ -56,13 +56,13 @@ impl Sys {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    fn status(&self) -> Vec<Value> {
+    pub(crate) fn status(&self) -> Vec<Value> {
         let json: Value = serde_json::from_str(&self.admin(&["status", "--json"])).unwrap();
         json["deployments"].as_array().unwrap().clone()
     }
 
     /// What the boot loader does: boot the entry with the highest version.
-    fn reboot(&mut self) {
+    pub(crate) fn reboot(&mut self) {
         let loader = fs::read_link(self.root.join("boot/loader")).unwrap();
         let entries = self.root.join("boot").join(loader).join("entries");
         let mut best = (0u64, String::new());
@@ -83,7 +83,7 @@ impl Sys {
     }
 
     /// Commits release `version` (kernel `kernel`) to `testos/stable`; its checksum.
-    fn release(&self, dir: &Path, version: &str, kernel: &str) -> String {
+    pub(crate) fn release(&self, dir: &Path, version: &str, kernel: &str) -> String {
         commit(
             &self.repo_arg(),
             "testos/stable",
@@ -93,12 +93,12 @@ impl Sys {
     }
 
     /// Deploys `testos/stable` and boots it.
-    fn deploy_and_boot(&mut self) {
+    pub(crate) fn deploy_and_boot(&mut self) {
         self.admin(&["deploy", "testos/stable"]);
         self.reboot();
     }
 
-    fn init(&self, stateroot: &str) {
+    pub(crate) fn init(&self, stateroot: &str) {
         cairn_ok(&["admin", "init-fs", self.root.to_str().unwrap()]);
         self.admin(&["os-init", stateroot]);
     }

@@ -1,0 +1,239 @@
+//! `cairn agent` on a test sysroot against a real graph service: `check`, then `run` stages
+//! the offered release with its finalization locked, finalizes it and runs the reboot
+//! command; after the (simulated) reboot it is steady on the new release; `status`, `pause`
+//! and `resume` through the control socket.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+use crate::sysroot::Sys;
+
+/// A running `cairn agent run`, killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn agent_args<'a>(dir: &'a Path, sys: &'a Sys) -> Vec<String> {
+    vec![
+        "--config-dir".into(),
+        dir.join("agent.d").display().to_string(),
+        "--root".into(),
+        sys.root.display().to_string(),
+        "--boot-cmdline".into(),
+        sys.cmdline.display().to_string(),
+        "--machine-id".into(),
+        dir.join("machine-id").display().to_string(),
+        "--run-dir".into(),
+        dir.join("run").display().to_string(),
+        "--motd-dir".into(),
+        dir.join("motd.d").display().to_string(),
+    ]
+}
+
+fn agent(dir: &Path, sys: &Sys, verb: &[&str]) -> std::process::Output {
+    let mut args: Vec<String> = vec!["agent".into()];
+    args.extend(verb.iter().map(|s| s.to_string()));
+    args.extend(agent_args(dir, sys));
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(&args)
+        .output()
+        .unwrap()
+}
+
+fn start(dir: &Path, sys: &Sys) -> Running {
+    let mut args: Vec<String> = vec!["-v".into(), "agent".into(), "run".into()];
+    args.extend(agent_args(dir, sys));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Keep reading its log so that it never writes into a closed pipe; echo it for failures.
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("agent: {line}");
+        }
+    });
+    Running(child)
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn status_text(dir: &Path, sys: &Sys) -> String {
+    let out = agent(dir, sys, &["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_agent_stages_finalizes_and_reboots_into_the_offered_release() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut sys = Sys::new(dir);
+    sys.init("testos");
+    let v1 = sys.release(dir, "1", "a");
+    sys.deploy_and_boot();
+    let v2 = sys.release(dir, "2", "a");
+
+    // The graph service offers 1 → 2 (rolled out to everyone).
+    let release = |version: &str, checksum: &str| {
+        serde_json::json!({"version": version, "metadata": format!("https://example.invalid/{version}"),
+            "commits": [{"architecture": std::env::consts::ARCH, "checksum": checksum}]})
+    };
+    let graph_dir = dir.join("graph");
+    std::fs::create_dir_all(&graph_dir).unwrap();
+    std::fs::write(
+        graph_dir.join("releases-stable.json"),
+        serde_json::json!({"stream": "stable", "metadata": {"last-modified": "2026-01-01T00:00:00Z"},
+            "releases": [release("1", &v1), release("2", &v2)]})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        graph_dir.join("updates-stable.json"),
+        serde_json::json!({"stream": "stable", "metadata": {"last-modified": "2026-01-01T00:00:00Z"},
+            "releases": [{"version": "2", "metadata": {"rollout": {"start_epoch": 1_700_000_000, "start_percentage": 1.0}}}]})
+        .to_string(),
+    )
+    .unwrap();
+    let graph = cairn_graph_server::spawn(
+        cairn_graph_server::Settings {
+            streams: vec!["stable".into()],
+            release_index: graph_dir
+                .join("releases-{stream}.json")
+                .display()
+                .to_string(),
+            updates: graph_dir
+                .join("updates-{stream}.json")
+                .display()
+                .to_string(),
+            refresh: Duration::from_secs(300),
+            now: None,
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+
+    let rebooted = dir.join("rebooted");
+    std::fs::create_dir_all(dir.join("agent.d")).unwrap();
+    std::fs::write(
+        dir.join("agent.d/50-test.toml"),
+        format!(
+            "[agent]\nstream = \"stable\"\nstate_dir = \"{}\"\nreboot_command = [\"sh\", \"-c\", \"echo reboot >> {}\"]\n\
+             [agent.timing]\nsteady_interval_secs = 2\n\
+             [cincinnati]\nbase_url = \"http://{}\"\n[identity]\nrollout_wariness = 0.5\n",
+            dir.join("state").display(),
+            rebooted.display(),
+            graph.addr
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("machine-id"), "0123456789abcdef0123456789abcdef\n").unwrap();
+
+    // check: says what it would do, changes nothing.
+    let out = agent(dir, &sys, &["check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(&format!("booted 1 ({v1})")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "would stage 2 ({v2}) and reboot into it per strategy immediate"
+        )),
+        "{text}"
+    );
+    assert_eq!(sys.status().len(), 1, "check changed nothing");
+
+    // run: stage (locked), finalize, reboot command.
+    let running = start(dir, &sys);
+    wait_for("the reboot command", || rebooted.exists());
+    drop(running);
+    let status = sys.status();
+    assert_eq!(
+        status[0]["checksum"],
+        v2.as_str(),
+        "release 2 boots next: {status:?}"
+    );
+    assert_eq!(status[1]["checksum"], v1.as_str());
+    let text = status_text(dir, &sys);
+    assert!(text.contains("state: rebooting 2"), "{text}");
+    assert!(text.contains("rollout wariness 0.500"), "{text}");
+
+    // The reboot: booted on 2, the agent is steady and offered nothing.
+    sys.reboot();
+    let _running = start(dir, &sys);
+    wait_for("a steady agent on 2", || {
+        let text = status_text(dir, &sys);
+        text.contains("booted 2 (") && text.contains("state: steady") && text.contains("last check")
+    });
+    assert_eq!(
+        std::fs::read_to_string(&rebooted).unwrap(),
+        "reboot\n",
+        "one reboot"
+    );
+
+    // pause and resume through the control socket; the pause is kept on disk.
+    let out = agent(dir, &sys, &["pause"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(dir.join("state/paused").exists());
+    wait_for("the pause in the status", || {
+        status_text(dir, &sys).contains("paused by an operator")
+    });
+    let out = agent(dir, &sys, &["resume"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!dir.join("state/paused").exists());
+    wait_for("the resume in the status", || {
+        !status_text(dir, &sys).contains("paused by an operator")
+    });
+}
+
+#[test]
+fn agent_errors_are_clear() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let sys = Sys::new(dir);
+    // No configuration at all: the graph's URL is required.
+    std::fs::create_dir_all(dir.join("agent.d")).unwrap();
+    let out = agent(dir, &sys, &["check"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cincinnati.base_url"),
+        "{}",
+        stderr(&out)
+    );
+    // A bad key names the file and the key.
+    std::fs::write(
+        dir.join("agent.d/10-bad.toml"),
+        "[cincinnati]\nbase_url = \"http://127.0.0.1:1\"\n[updates]\nstrategy = \"weekly\"\n",
+    )
+    .unwrap();
+    let out = agent(dir, &sys, &["check"]);
+    assert!(
+        stderr(&out).contains("10-bad.toml") && stderr(&out).contains("updates.strategy"),
+        "{}",
+        stderr(&out)
+    );
+    // No running agent to talk to.
+    let out = agent(dir, &sys, &["update-now"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is `cairn agent run` running?"),
+        "{}",
+        stderr(&out)
+    );
+}
