@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::*;
-use crate::sysroot::Sys;
+use crate::sysroot::{commit, os_tree, Sys};
 
 /// A running `cairn agent run`, killed when dropped.
 struct Running(Child);
@@ -91,60 +91,8 @@ fn the_agent_stages_finalizes_and_reboots_into_the_offered_release() {
     sys.deploy_and_boot();
     let v2 = sys.release(dir, "2", "a");
 
-    // The graph service offers 1 → 2 (rolled out to everyone).
-    let release = |version: &str, checksum: &str| {
-        serde_json::json!({"version": version, "metadata": format!("https://example.invalid/{version}"),
-            "commits": [{"architecture": std::env::consts::ARCH, "checksum": checksum}]})
-    };
-    let graph_dir = dir.join("graph");
-    std::fs::create_dir_all(&graph_dir).unwrap();
-    std::fs::write(
-        graph_dir.join("releases-stable.json"),
-        serde_json::json!({"stream": "stable", "metadata": {"last-modified": "2026-01-01T00:00:00Z"},
-            "releases": [release("1", &v1), release("2", &v2)]})
-        .to_string(),
-    )
-    .unwrap();
-    std::fs::write(
-        graph_dir.join("updates-stable.json"),
-        serde_json::json!({"stream": "stable", "metadata": {"last-modified": "2026-01-01T00:00:00Z"},
-            "releases": [{"version": "2", "metadata": {"rollout": {"start_epoch": 1_700_000_000, "start_percentage": 1.0}}}]})
-        .to_string(),
-    )
-    .unwrap();
-    let graph = cairn_graph_server::spawn(
-        cairn_graph_server::Settings {
-            streams: vec!["stable".into()],
-            release_index: graph_dir
-                .join("releases-{stream}.json")
-                .display()
-                .to_string(),
-            updates: graph_dir
-                .join("updates-{stream}.json")
-                .display()
-                .to_string(),
-            refresh: Duration::from_secs(300),
-            now: None,
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .unwrap();
-
-    let rebooted = dir.join("rebooted");
-    std::fs::create_dir_all(dir.join("agent.d")).unwrap();
-    std::fs::write(
-        dir.join("agent.d/50-test.toml"),
-        format!(
-            "[agent]\nstream = \"stable\"\nstate_dir = \"{}\"\nreboot_command = [\"sh\", \"-c\", \"echo reboot >> {}\"]\n\
-             [agent.timing]\nsteady_interval_secs = 2\n\
-             [cincinnati]\nbase_url = \"http://{}\"\n[identity]\nrollout_wariness = 0.5\n",
-            dir.join("state").display(),
-            rebooted.display(),
-            graph.addr
-        ),
-    )
-    .unwrap();
-    std::fs::write(dir.join("machine-id"), "0123456789abcdef0123456789abcdef\n").unwrap();
+    let graph = serve_graph(dir, &[("1", &v1), ("2", &v2)]);
+    let rebooted = configure(dir, graph.addr);
 
     // check: says what it would do, changes nothing.
     let out = agent(dir, &sys, &["check"]);
@@ -235,5 +183,131 @@ fn agent_errors_are_clear() {
         stderr(&out).contains("is `cairn agent run` running?"),
         "{}",
         stderr(&out)
+    );
+}
+
+/// Serves a graph where every release after the first is rolled out to everyone.
+fn serve_graph(dir: &Path, releases: &[(&str, &str)]) -> cairn_graph_server::Background {
+    let graph_dir = dir.join("graph");
+    std::fs::create_dir_all(&graph_dir).unwrap();
+    let index: Vec<serde_json::Value> = releases
+        .iter()
+        .map(|(version, checksum)| {
+            serde_json::json!({"version": version, "metadata": format!("https://example.invalid/{version}"),
+                "commits": [{"architecture": std::env::consts::ARCH, "checksum": checksum}]})
+        })
+        .collect();
+    let rollouts: Vec<serde_json::Value> = releases[1..]
+        .iter()
+        .map(|(version, _)| {
+            serde_json::json!({"version": version, "metadata": {"rollout": {"start_epoch": 1_700_000_000, "start_percentage": 1.0}}})
+        })
+        .collect();
+    let modified = serde_json::json!({"last-modified": "2026-01-01T00:00:00Z"});
+    std::fs::write(
+        graph_dir.join("releases-stable.json"),
+        serde_json::json!({"stream": "stable", "metadata": modified, "releases": index})
+            .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        graph_dir.join("updates-stable.json"),
+        serde_json::json!({"stream": "stable", "metadata": modified, "releases": rollouts})
+            .to_string(),
+    )
+    .unwrap();
+    cairn_graph_server::spawn(
+        cairn_graph_server::Settings {
+            streams: vec!["stable".into()],
+            release_index: graph_dir
+                .join("releases-{stream}.json")
+                .display()
+                .to_string(),
+            updates: graph_dir
+                .join("updates-{stream}.json")
+                .display()
+                .to_string(),
+            refresh: Duration::from_secs(300),
+            now: None,
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap()
+}
+
+/// The agent's configuration (immediate strategy, a reboot command that leaves a mark) and
+/// machine id; returns the file the reboot command appends to.
+fn configure(dir: &Path, graph: std::net::SocketAddr) -> std::path::PathBuf {
+    let rebooted = dir.join("rebooted");
+    std::fs::create_dir_all(dir.join("agent.d")).unwrap();
+    std::fs::write(
+        dir.join("agent.d/50-test.toml"),
+        format!(
+            "[agent]\nstream = \"stable\"\nstate_dir = \"{}\"\nreboot_command = [\"sh\", \"-c\", \"echo reboot >> {}\"]\n\
+             [agent.timing]\nsteady_interval_secs = 2\n\
+             [cincinnati]\nbase_url = \"http://{graph}\"\n[identity]\nrollout_wariness = 0.5\n",
+            dir.join("state").display(),
+            rebooted.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("machine-id"), "0123456789abcdef0123456789abcdef\n").unwrap();
+    rebooted
+}
+
+#[test]
+fn a_release_whose_health_check_fails_is_rolled_back_and_never_staged_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut sys = Sys::new(dir);
+    sys.init("testos");
+    let good = os_tree(dir, "1", "a");
+    write(
+        &good.join("usr/lib/cairn/health-check.d/10-ok"),
+        b"#!/bin/sh\nexit 0\n",
+        0o755,
+    );
+    let v1 = commit(&sys.repo_arg(), "testos/stable", &good, "1");
+    sys.deploy_and_boot();
+    sys.admin(&["health-check"]);
+    let bad = os_tree(dir, "2", "b");
+    write(
+        &bad.join("usr/lib/cairn/health-check.d/20-service"),
+        b"#!/bin/sh\necho service down >&2\nexit 3\n",
+        0o755,
+    );
+    let v2 = commit(&sys.repo_arg(), "testos/stable", &bad, "2");
+    let graph = serve_graph(dir, &[("1", &v1), ("2", &v2)]);
+    let rebooted = configure(dir, graph.addr);
+
+    let running = start(dir, &sys);
+    wait_for("the reboot into 2", || rebooted.exists());
+    drop(running);
+    // Release 2 fails its health check on three boots: the sysroot rolls back to 1.
+    for _ in 0..3 {
+        sys.reboot();
+        assert_eq!(sys.status()[0]["checksum"], v2.as_str());
+        let out = sys.admin_with(&["health-check"], &[]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    }
+    sys.reboot();
+    assert_eq!(sys.status()[0]["checksum"], v1.as_str(), "rolled back");
+    // The agent, on 1 again, passes over 2 and says why.
+    let _running = start(dir, &sys);
+    wait_for("the agent's reason", || {
+        let text = status_text(dir, &sys);
+        text.contains("booted 1 (")
+            && text.contains("not taking 2: it failed on this machine before")
+            && text.contains("state: steady")
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        std::fs::read_to_string(&rebooted).unwrap(),
+        "reboot\n",
+        "no second reboot"
+    );
+    assert!(
+        sys.status().iter().all(|d| d["staged"] == false),
+        "2 is not staged again"
     );
 }

@@ -26,11 +26,11 @@ impl Sys {
         }
     }
 
-    fn repo_arg(&self) -> String {
+    pub(crate) fn repo_arg(&self) -> String {
         format!("--repo={}", self.root.join("ostree/repo").display())
     }
 
-    fn admin_with(&self, args: &[&str], envs: &[(&str, &str)]) -> Output {
+    pub(crate) fn admin_with(&self, args: &[&str], envs: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
         cmd.arg("admin")
             .args(args)
@@ -114,7 +114,7 @@ impl Sys {
 }
 
 /// An OS tree: a kernel (its content set by `kernel`), /usr/etc defaults, os-release.
-fn os_tree(dir: &Path, version: &str, kernel: &str) -> PathBuf {
+pub(crate) fn os_tree(dir: &Path, version: &str, kernel: &str) -> PathBuf {
     let tree = dir.join(format!("tree-{version}"));
     let _ = fs::remove_dir_all(&tree);
     write(
@@ -147,7 +147,7 @@ fn os_tree(dir: &Path, version: &str, kernel: &str) -> PathBuf {
     tree
 }
 
-fn commit(repo_arg: &str, branch: &str, tree: &Path, version: &str) -> String {
+pub(crate) fn commit(repo_arg: &str, branch: &str, tree: &Path, version: &str) -> String {
     cairn_ok(&[
         "repo",
         "commit",
