@@ -311,3 +311,16 @@ fn a_release_whose_health_check_fails_is_rolled_back_and_never_staged_again() {
         "2 is not staged again"
     );
 }
+
+/// The default fragment in `dist/` loads, with the strategy and graph URL it promises.
+#[test]
+fn the_default_fragment_in_dist_is_valid() {
+    let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/agent.d");
+    let config = cairn_agent::config::load(&[dist]).unwrap();
+    assert_eq!(config.updates.strategy.label(), "immediate");
+    assert_eq!(
+        config.cincinnati.base_url,
+        "https://updates.coreos.fedoraproject.org"
+    );
+    assert_eq!(config.agent.steady_interval_secs.get(), 300);
+}
