@@ -17,6 +17,7 @@ mod query;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -39,6 +40,9 @@ const MAX_SOURCE_BYTES: usize = 64 << 20;
 const MAX_CACHED: usize = 4096;
 /// Clients may reuse an answer this long; rollouts move by the minute.
 const MAX_AGE_SECONDS: u64 = 60;
+/// The value of [`Service`]'s clock that means "read the system clock" (not an instant
+/// anyone sets: it is 292 billion years before the epoch).
+const SYSTEM_CLOCK: i64 = i64::MIN;
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -48,7 +52,8 @@ pub struct Settings {
     /// Path or URL of each stream's updates metadata; `{stream}` is replaced.
     pub updates: String,
     pub refresh: Duration,
-    /// Seconds since the epoch; `None` reads the clock (tests fix it).
+    /// Seconds since the epoch; `None` reads the clock (tests fix it). The starting value
+    /// of the service's clock: [`Service::set_now`] moves it while the service runs.
     pub now: Option<i64>,
 }
 
@@ -108,6 +113,9 @@ pub struct Service {
     empty: Arc<Cached>,
     client: reqwest::Client,
     generation: std::sync::atomic::AtomicU64,
+    /// The instant the service answers for, or [`SYSTEM_CLOCK`]: set by tests and
+    /// simulations to move a rollout along without waiting for it.
+    now: AtomicI64,
 }
 
 fn now_epoch() -> i64 {
@@ -132,6 +140,7 @@ impl Service {
             .iter()
             .map(|s| (s.clone(), StreamState::default()))
             .collect();
+        let settings_now = settings.now;
         Ok(Arc::new(Service {
             settings,
             streams: RwLock::new(streams),
@@ -140,11 +149,26 @@ impl Service {
             empty: Arc::new(Cached::of(&Graph::default()).map_err(|(_, _, e)| e)?),
             client,
             generation: Default::default(),
+            now: AtomicI64::new(settings_now.unwrap_or(SYSTEM_CLOCK)),
         }))
     }
 
+    /// Sets the instant the service answers for (seconds since the epoch), or goes back to
+    /// the system clock with `None`. For tests and fleet simulations: the answers are cached
+    /// by the rollouts a client does not see at the request's instant, so moving the clock
+    /// never serves an answer of another instant.
+    pub fn set_now(&self, now: Option<i64>) {
+        self.now.store(
+            now.unwrap_or(SYSTEM_CLOCK),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
     fn now(&self) -> i64 {
-        self.settings.now.unwrap_or_else(now_epoch)
+        match self.now.load(std::sync::atomic::Ordering::Relaxed) {
+            SYSTEM_CLOCK => now_epoch(),
+            fixed => fixed,
+        }
     }
 
     /// Loads every stream's sources and rebuilds its graphs; a stream whose sources fail
@@ -472,4 +496,89 @@ pub fn spawn(settings: Settings, addr: SocketAddr) -> std::io::Result<Background
         server,
         service,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rollout of release 2: from 0% at this instant to everyone an hour later.
+    const START: i64 = 1_700_000_000;
+
+    fn service(dir: &std::path::Path) -> Arc<Service> {
+        let commit = |c: char| {
+            let checksum = c.to_string().repeat(64);
+            serde_json::json!([{"architecture": "x86_64", "checksum": checksum}])
+        };
+        let index = serde_json::json!({
+            "stream": "stable",
+            "metadata": {"last-modified": "2023-11-14T00:00:00Z"},
+            "releases": [
+                {"version": "1", "metadata": "https://example.invalid/1", "commits": commit('a')},
+                {"version": "2", "metadata": "https://example.invalid/2", "commits": commit('b')},
+            ],
+        });
+        let updates = serde_json::json!({
+            "stream": "stable",
+            "metadata": {"last-modified": "2023-11-14T00:00:00Z"},
+            "releases": [{"version": "2", "metadata": {"rollout": {
+                "start_epoch": START, "start_percentage": 0.0, "duration_minutes": 60,
+            }}}],
+        });
+        std::fs::write(dir.join("releases.json"), index.to_string()).unwrap();
+        std::fs::write(dir.join("updates.json"), updates.to_string()).unwrap();
+        let service = Service::new(Settings {
+            streams: vec!["stable".into()],
+            release_index: dir.join("releases.json").display().to_string(),
+            updates: dir.join("updates.json").display().to_string(),
+            refresh: Duration::from_secs(3600),
+            now: Some(START - 60),
+        })
+        .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        assert!(runtime.block_on(service.refresh()).is_empty());
+        service
+    }
+
+    /// The edges a client of `wariness` is answered now, and the answer itself.
+    fn edges(service: &Service, wariness: f64) -> (Vec<(u64, u64)>, Arc<Cached>) {
+        let query = GraphQuery::parse(&format!(
+            "basearch=x86_64&stream=stable&rollout_wariness={wariness}"
+        ))
+        .unwrap();
+        let answer = service.answer(&query).unwrap();
+        let graph: Graph = serde_json::from_slice(&answer.body).unwrap();
+        (graph.edges, answer)
+    }
+
+    #[test]
+    fn moving_the_clock_forward_reveals_a_rollout_to_a_wary_client_and_back_hides_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let service = service(dir.path());
+        // Before the start nobody sees release 2, not even the most eager client.
+        assert_eq!(edges(&service, 0.0).0, []);
+        assert_eq!(edges(&service, 0.5).0, []);
+        // 20 minutes in (a third of the fleet): the eager see it, the wary not yet.
+        service.set_now(Some(START + 20 * 60));
+        assert_eq!(edges(&service, 0.25).0, [(0, 1)]);
+        let (hidden, hidden_answer) = edges(&service, 0.5);
+        assert_eq!(hidden, []);
+        // 30 minutes in (half the fleet): the same client now sees it.
+        service.set_now(Some(START + 30 * 60));
+        assert_eq!(edges(&service, 0.5).0, [(0, 1)]);
+        assert_eq!(edges(&service, 0.75).0, []);
+        // Back to 20 minutes: hidden again, from the cache of that instant's answer.
+        service.set_now(Some(START + 20 * 60));
+        let (again, again_answer) = edges(&service, 0.5);
+        assert_eq!(again, []);
+        assert!(Arc::ptr_eq(&hidden_answer, &again_answer));
+        assert_ne!(hidden_answer.etag, edges(&service, 0.25).1.etag);
+        // `None` goes back to the system clock, long past the end of this rollout.
+        service.set_now(None);
+        assert!(service.now() > START + 3600);
+        assert_eq!(edges(&service, 1.0).0, [(0, 1)]);
+    }
 }
