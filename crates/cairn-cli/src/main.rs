@@ -7,6 +7,7 @@ mod graph_cmd;
 mod lock_cmd;
 mod provision_cmd;
 mod quickstart;
+mod quickstart_fleet;
 mod repo_cmd;
 
 use clap::{Parser, Subcommand};

@@ -64,14 +64,14 @@ fn step(n: u32, text: &str) {
     println!("\n== {n}. {text}");
 }
 
-fn write(path: &Path, data: &str) -> Result<()> {
+pub(crate) fn write(path: &Path, data: &str) -> Result<()> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
     }
     fs::write(path, data).with_context(|| format!("write {}", path.display()))
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -396,7 +396,26 @@ pub fn run(args: QuickstartArgs) -> Result<i32> {
     );
     reboot_slots(&work.join("lock"))?;
 
-    step(17, "verify the repositories");
+    step(
+        17,
+        "a small fleet: three machines provisioned, release 3 rolled out gradually through two reboot slots, one machine rolling back",
+    );
+    crate::quickstart_fleet::run(
+        &work,
+        &crate::quickstart_fleet::Release {
+            repo: &repo,
+            repo_path: &repo_path,
+            tree: &tree,
+            key: &key,
+            public: &public,
+            branch: BRANCH,
+            stateroot: STATEROOT,
+        },
+        &first,
+        &second,
+    )?;
+
+    step(18, "verify the repositories");
     let mut clean = true;
     for (name, r) in [
         ("server", &repo),
@@ -658,7 +677,7 @@ fn new_signing_key() -> Result<ed25519_dalek::SigningKey> {
     Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
 }
 
-fn commit(repo: &Repo, tree: &Path, subject: &str, version: &str) -> Result<Checksum> {
+pub(crate) fn commit(repo: &Repo, tree: &Path, subject: &str, version: &str) -> Result<Checksum> {
     let options = CommitOptions {
         branch: Some(BRANCH.into()),
         subject: subject.into(),
@@ -668,14 +687,14 @@ fn commit(repo: &Repo, tree: &Path, subject: &str, version: &str) -> Result<Chec
     Ok(cairn_store::commit::commit_directory(repo, tree, &options)?.0)
 }
 
-fn set_mode(path: &Path, mode: u32) -> Result<()> {
+pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .with_context(|| format!("chmod {}", path.display()))
 }
 
 /// `origin` at `url`, with ed25519 signatures required (the public key given).
-fn add_signed_origin(repo: &Repo, url: &str, public: &str) -> Result<()> {
+pub(crate) fn add_signed_origin(repo: &Repo, url: &str, public: &str) -> Result<()> {
     repo.add_remote(
         "origin",
         url,

@@ -68,6 +68,23 @@ fn quickstart_runs_end_to_end() {
     );
     assert!(slots.contains("machine-2 holds a slot since "), "{slots}");
     assert!(slots.contains("machine-3 asks again: granted"), "{slots}");
+    // The fleet: a gradual rollout through reboot slots, one machine rolling back.
+    let fleet = &out[out.find("== 17.").unwrap()..out.find("== 18.").unwrap()];
+    assert!(fleet.contains("machine-1: booted 3\n"), "{fleet}");
+    assert!(fleet.contains("machine-2: booted 3\n"), "{fleet}");
+    assert!(
+        fleet.contains("machine-3: booted 2; not taking 3: it failed on this machine before"),
+        "{fleet}"
+    );
+    assert!(
+        fleet.contains("rolled back to 2, 3 recorded as bad"),
+        "{fleet}"
+    );
+    // In rollout order: the eager machine first, the wary one last.
+    let first = fleet.find("machine-1 (wariness 0.2): rebooting").unwrap();
+    let second = fleet.find("machine-2 (wariness 0.5): rebooting").unwrap();
+    let third = fleet.find("machine-3 (wariness 0.8): rebooting").unwrap();
+    assert!(first < second && second < third, "{fleet}");
     assert!(graph.contains("rollout of 2 at 25%"), "{graph}");
     assert!(
         graph.contains("rollout_wariness=0.1) is offered: 1 → 2"),
