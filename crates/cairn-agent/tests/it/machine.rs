@@ -532,3 +532,67 @@ fn a_staged_update_from_before_a_restart_is_picked_up() {
         world.sysroot.log
     );
 }
+
+/// A year with a release every two days and windows in Europe/Berlin (two weekend evenings
+/// and one across Wednesday midnight, through both daylight-saving changes): every reboot
+/// happens inside a window, and the machine keeps up.
+#[test]
+fn a_year_of_releases_reboots_only_inside_the_windows() {
+    let spec = |days: &[&str], start: &str, minutes: u64| WindowSpec {
+        days: days.iter().map(|d| d.to_string()).collect(),
+        start_time: start.to_string(),
+        length_minutes: minutes,
+    };
+    let specs = [
+        spec(&["Sat", "Sun"], "22:30", 60),
+        spec(&["Wed"], "23:30", 90),
+    ];
+    let windows = Windows::new(&specs, "Europe/Berlin").unwrap();
+    let oracle = Windows::new(&specs, "Europe/Berlin").unwrap();
+    let year_start = 1_767_225_600; // 2026-01-01 00:00 UTC
+    let year_end = year_start + 365 * 86_400;
+    let mut world = World::new(Strategy::Periodic(windows), 1, 1);
+    let mut releases = 1;
+    let mut next_release = year_start + 2 * 86_400;
+    let mut now = year_start;
+    let mut reboot_times = Vec::new();
+    while now < year_end {
+        if now >= next_release {
+            releases += 1;
+            world.graph.answer = Ok(graph(releases, &[]));
+            next_release += 2 * 86_400;
+        }
+        let wake = world.step(now);
+        if let State::Rebooting { release: into, .. } = world.agent.state().clone() {
+            reboot_times.push(now);
+            // The machine comes back on the release it rebooted into; a new agent starts.
+            world.sysroot.booted = into;
+            world.sysroot.staged = None;
+            world.agent = Agent::new(Settings {
+                enabled: true,
+                strategy: Strategy::Periodic(Windows::new(&specs, "Europe/Berlin").unwrap()),
+                steady_interval: 300,
+                constraints: Constraints::default(),
+                jitter_seed: reboot_times.len() as u64,
+            });
+            now += 300;
+            continue;
+        }
+        now = wake.min(next_release).max(now + 1);
+    }
+    assert!(
+        reboot_times.len() > 100,
+        "{} reboots in a year",
+        reboot_times.len()
+    );
+    for at in &reboot_times {
+        assert!(oracle.contains(*at), "rebooted outside the windows at {at}");
+    }
+    let latest = world.sysroot.booted.version.parse::<u64>().unwrap();
+    assert!(
+        releases - latest <= 2,
+        "fell behind: booted {latest} of {releases}"
+    );
+    // Several releases waited in a window's queue and were replaced by newer ones.
+    assert!(world.said("replaces the staged"));
+}

@@ -3,7 +3,7 @@
 //! command; after the (simulated) reboot it is steady on the new release; `status`, `pause`
 //! and `resume` through the control socket.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -324,3 +324,88 @@ fn the_default_fragment_in_dist_is_valid() {
     );
     assert_eq!(config.agent.steady_interval_secs.get(), 300);
 }
+
+/// A machine booted on a dead end: the motd and the status say so with the reason, and the
+/// metrics (Unix socket and `agent.metrics.listen`) show it.
+#[test]
+fn a_dead_end_is_announced_and_metrics_are_served_on_both_sockets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut sys = Sys::new(dir);
+    sys.init("testos");
+    let v1 = sys.release(dir, "1", "a");
+    sys.deploy_and_boot();
+    let graph_dir = dir.join("graph");
+    std::fs::create_dir_all(&graph_dir).unwrap();
+    let modified = serde_json::json!({"last-modified": "2026-01-01T00:00:00Z"});
+    std::fs::write(
+        graph_dir.join("releases-stable.json"),
+        serde_json::json!({"stream": "stable", "metadata": modified, "releases": [
+            {"version": "1", "metadata": "https://example.invalid/1",
+             "commits": [{"architecture": std::env::consts::ARCH, "checksum": v1}]}]})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        graph_dir.join("updates-stable.json"),
+        serde_json::json!({"stream": "stable", "metadata": modified, "releases": [
+            {"version": "1", "metadata": {"deadend": {"reason": "https://example.invalid/issue/42"}}}]})
+        .to_string(),
+    )
+    .unwrap();
+    let graph = cairn_graph_server::spawn(
+        cairn_graph_server::Settings {
+            streams: vec!["stable".into()],
+            release_index: graph_dir
+                .join("releases-{stream}.json")
+                .display()
+                .to_string(),
+            updates: graph_dir
+                .join("updates-{stream}.json")
+                .display()
+                .to_string(),
+            refresh: Duration::from_secs(300),
+            now: None,
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    configure(dir, graph.addr);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.join("agent.d/60-metrics.toml"),
+        format!("[agent.metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    let _running = start(dir, &sys);
+    let motd = dir.join("motd.d/85-cairn-agent.motd");
+    wait_for("the motd", || motd.exists());
+    let text = std::fs::read_to_string(&motd).unwrap();
+    assert!(text.contains("This machine runs 1, a dead end"), "{text}");
+    assert!(text.contains("https://example.invalid/issue/42"), "{text}");
+    assert!(status_text(dir, &sys)
+        .contains("the booted release is a dead end: https://example.invalid/issue/42"));
+    let scrape = |stream: &mut dyn ReadWrite| {
+        stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let mut unix = std::os::unix::net::UnixStream::connect(dir.join("run/metrics.sock")).unwrap();
+    let answer = scrape(&mut unix);
+    assert!(answer.starts_with("HTTP/1.0 200 OK"), "{answer}");
+    assert!(answer.contains("cairn_agent_dead_end 1"), "{answer}");
+    assert!(
+        answer.contains("cairn_agent_state{state=\"steady\"} 1"),
+        "{answer}"
+    );
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    assert!(scrape(&mut tcp).contains("cairn_agent_dead_end 1"));
+}
+
+trait ReadWrite: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> ReadWrite for T {}
