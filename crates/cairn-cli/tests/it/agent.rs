@@ -3,7 +3,7 @@
 //! command; after the (simulated) reboot it is steady on the new release; `status`, `pause`
 //! and `resume` through the control socket.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
