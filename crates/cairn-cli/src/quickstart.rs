@@ -478,13 +478,7 @@ fn update_graph(dir: &Path, first: &str, second: &str) -> Result<()> {
     for line in cairn_graph::edit::describe(&updates, now() as i64) {
         println!("{line}");
     }
-    let settings = cairn_graph_server::Settings {
-        streams: vec!["stable".into()],
-        release_index: dir.join("releases-{stream}.json").display().to_string(),
-        updates: dir.join("updates-{stream}.json").display().to_string(),
-        refresh: std::time::Duration::from_secs(300),
-        now: None,
-    };
+    let settings = cairn_graph_server::Settings::from_dir(dir, &["stable"], None);
     let server = cairn_graph_server::spawn(settings, "127.0.0.1:0".parse()?)?;
     println!("cairn graph serve --listen {} …", server.addr);
     for (who, wariness) in [("an eager machine", "0.1"), ("a wary machine", "0.9")] {

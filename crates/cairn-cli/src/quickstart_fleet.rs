@@ -190,19 +190,7 @@ pub fn run(work: &Path, release: &Release<'_>, first: &Checksum, second: &Checks
         .to_string(),
     )?;
     let graph = cairn_graph_server::spawn(
-        cairn_graph_server::Settings {
-            streams: vec!["stable".into()],
-            release_index: graph_dir
-                .join("releases-{stream}.json")
-                .display()
-                .to_string(),
-            updates: graph_dir
-                .join("updates-{stream}.json")
-                .display()
-                .to_string(),
-            refresh: std::time::Duration::from_secs(300),
-            now: Some(t0),
-        },
+        cairn_graph_server::Settings::from_dir(&graph_dir, &["stable"], Some(t0)),
         "127.0.0.1:0".parse()?,
     )?;
     let mut settings = cairn_lock_server::Settings::with_slots([(GROUP, SLOTS)]);

@@ -57,6 +57,21 @@ pub struct Settings {
     pub now: Option<i64>,
 }
 
+impl Settings {
+    /// Streams read from `<dir>/releases-<stream>.json` and `<dir>/updates-<stream>.json`,
+    /// refreshed every 5 minutes, with the service's clock starting at `now` (`None`: the
+    /// system clock). For the quickstart and tests.
+    pub fn from_dir(dir: &std::path::Path, streams: &[&str], now: Option<i64>) -> Settings {
+        Settings {
+            streams: streams.iter().map(|s| s.to_string()).collect(),
+            release_index: dir.join("releases-{stream}.json").display().to_string(),
+            updates: dir.join("updates-{stream}.json").display().to_string(),
+            refresh: Duration::from_secs(300),
+            now,
+        }
+    }
+}
+
 /// A built graph and its rollouts, read once.
 struct Prepared {
     graph: Graph,

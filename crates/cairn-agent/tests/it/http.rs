@@ -96,21 +96,7 @@ fn graph_client_against_the_graph_service() {
     std::fs::write(dir.path().join("releases-stable.json"), index.to_string()).unwrap();
     std::fs::write(dir.path().join("updates-stable.json"), updates.to_string()).unwrap();
     let server = cairn_graph_server::spawn(
-        cairn_graph_server::Settings {
-            streams: vec!["stable".into()],
-            release_index: dir
-                .path()
-                .join("releases-{stream}.json")
-                .display()
-                .to_string(),
-            updates: dir
-                .path()
-                .join("updates-{stream}.json")
-                .display()
-                .to_string(),
-            refresh: Duration::from_secs(300),
-            now: None,
-        },
+        cairn_graph_server::Settings::from_dir(dir.path(), &["stable"], None),
         "127.0.0.1:0".parse().unwrap(),
     )
     .unwrap();

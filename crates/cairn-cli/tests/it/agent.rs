@@ -217,19 +217,7 @@ fn serve_graph(dir: &Path, releases: &[(&str, &str)]) -> cairn_graph_server::Bac
     )
     .unwrap();
     cairn_graph_server::spawn(
-        cairn_graph_server::Settings {
-            streams: vec!["stable".into()],
-            release_index: graph_dir
-                .join("releases-{stream}.json")
-                .display()
-                .to_string(),
-            updates: graph_dir
-                .join("updates-{stream}.json")
-                .display()
-                .to_string(),
-            refresh: Duration::from_secs(300),
-            now: None,
-        },
+        cairn_graph_server::Settings::from_dir(&graph_dir, &["stable"], None),
         "127.0.0.1:0".parse().unwrap(),
     )
     .unwrap()
@@ -354,19 +342,7 @@ fn a_dead_end_is_announced_and_metrics_are_served_on_both_sockets() {
     )
     .unwrap();
     let graph = cairn_graph_server::spawn(
-        cairn_graph_server::Settings {
-            streams: vec!["stable".into()],
-            release_index: graph_dir
-                .join("releases-{stream}.json")
-                .display()
-                .to_string(),
-            updates: graph_dir
-                .join("updates-{stream}.json")
-                .display()
-                .to_string(),
-            refresh: Duration::from_secs(300),
-            now: None,
-        },
+        cairn_graph_server::Settings::from_dir(&graph_dir, &["stable"], None),
         "127.0.0.1:0".parse().unwrap(),
     )
     .unwrap();
