@@ -48,7 +48,8 @@ pub struct PullOptions {
     pub disable_static_deltas: bool,
     /// Pull this commit for the (single) ref instead of the one the remote names, and point
     /// the ref at it: ostree's `override-commit-ids`, as rpm-ostree uses it to deploy the
-    /// exact release an update graph chose. The commit is verified as any other.
+    /// exact release an update graph chose. The commit is verified as any other (also when it
+    /// is already in the repository).
     pub override_commit: Option<Checksum>,
 }
 
@@ -709,6 +710,19 @@ async fn walk(
             let have = repo.has_object(&checksum, ObjectType::Commit);
             let commit = if have {
                 present += 1;
+                if checksum == *head {
+                    // A ref is about to point here: a commit that reached the repository
+                    // some other way (a local commit, another remote, an unverified pull)
+                    // must pass this remote's signature checks as if it had been fetched.
+                    let data = repo.read_metadata(&checksum, ObjectType::Commit)?;
+                    let detached = repo.read_detached_metadata(&checksum)?;
+                    if let Some(keys) = verifier.ed25519 {
+                        sign::check_ed25519(&checksum, &detached, keys, &data)?;
+                    }
+                    if let Some(keyring) = verifier.gpg {
+                        crate::gpg::check_gpg(&checksum, &detached, keyring, &data)?;
+                    }
+                }
                 repo.read_commit(&checksum)?
             } else {
                 let meta = http

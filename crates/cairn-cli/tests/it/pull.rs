@@ -1163,3 +1163,99 @@ fn large_objects_stream_with_ranges() {
     cairn_ok(&["repo", "pull", "--repo", d, &url, "main"]);
     assert_checkout_matches(&dest, "main", &tree, &tmp.path().join("co"), false);
 }
+
+/// Pulling a given commit for a ref (`override_commit`, as the update agent does) verifies it
+/// against the remote's keys even when the commit is already in the repository, e.g. from an
+/// unverified pull of a URL: no ref may end up pointing at an unsigned commit.
+#[test]
+fn an_override_commit_already_present_is_still_verified() {
+    use cairn_store::pull::{pull, PullOptions};
+    use cairn_store::{Checksum, Repo};
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir_all(tree.join("usr/bin")).unwrap();
+    std::fs::write(tree.join("usr/bin/tool"), b"one\n").unwrap();
+    let src = tmp.path().join("src");
+    let s = src.to_str().unwrap();
+    cairn_ok(&["repo", "init", "--repo", s, "--mode", "archive"]);
+    let commit = |subject: &str| {
+        cairn_ok(&[
+            "repo",
+            "commit",
+            "--repo",
+            s,
+            "-b",
+            "os/stable",
+            "-s",
+            subject,
+            tree.to_str().unwrap(),
+        ])
+        .trim()
+        .to_owned()
+    };
+    let c1 = commit("one");
+    std::fs::write(tree.join("usr/bin/tool"), b"two\n").unwrap();
+    let c2 = commit("two");
+    let (secret, public) =
+        cairn_store::sign::encode_keypair(&ed25519_dalek::SigningKey::from_bytes(&[42; 32]));
+    cairn_ok(&["repo", "sign", "--repo", s, &c1, &secret]); // c1 signed, c2 not
+    cairn_ok(&["repo", "summary", "-u", "--repo", s]);
+    let server = cairn_repo_server::spawn(src.clone(), "127.0.0.1:0".parse().unwrap()).unwrap();
+    let url = format!("http://{}/", server.addr);
+    let setup = |name: &str| {
+        let dest = tmp.path().join(name);
+        let d = dest.to_str().unwrap().to_owned();
+        cairn_ok(&["repo", "init", "--repo", &d, "--mode", "archive"]);
+        cairn_ok(&[
+            "repo",
+            "remote",
+            "add",
+            "--repo",
+            &d,
+            "--no-gpg-verify",
+            "--sign-verify",
+            &format!("ed25519=inline:{public}"),
+            "origin",
+            &url,
+        ]);
+        dest
+    };
+    let c2: Checksum = c2.parse().unwrap();
+    let options = PullOptions {
+        refs: vec!["os/stable".into()],
+        override_commit: Some(c2),
+        progress: false,
+        ..PullOptions::default()
+    };
+    // Fetched: refused.
+    let repo = Repo::open(&setup("fetched")).unwrap();
+    assert!(pull(&repo, &repo.remote("origin").unwrap(), &options).is_err());
+    assert!(repo.read_ref("origin:os/stable").unwrap().is_none());
+    // Already present from an unverified pull of the URL: refused as well.
+    let dest = setup("present");
+    cairn_ok(&[
+        "repo",
+        "pull",
+        "--repo",
+        dest.to_str().unwrap(),
+        &url,
+        "os/stable",
+    ]);
+    let repo = Repo::open(&dest).unwrap();
+    let error = pull(&repo, &repo.remote("origin").unwrap(), &options).unwrap_err();
+    assert!(error.to_string().contains("signature"), "{error}");
+    assert!(repo.read_ref("origin:os/stable").unwrap().is_none());
+    // The signed commit passes.
+    let options = PullOptions {
+        override_commit: Some(c1.parse().unwrap()),
+        ..options
+    };
+    pull(&repo, &repo.remote("origin").unwrap(), &options).unwrap();
+    assert_eq!(
+        repo.read_ref("origin:os/stable")
+            .unwrap()
+            .unwrap()
+            .to_string(),
+        c1
+    );
+}
