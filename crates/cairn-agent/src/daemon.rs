@@ -10,7 +10,7 @@
 //! - Metrics (Prometheus text) are served on `<run_dir>/metrics.sock` and, when
 //!   `agent.metrics.listen` is set, on that TCP address too (Zincati #677).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -373,15 +373,15 @@ fn control_listener(path: &Path, commands: mpsc::Sender<String>) -> Result<(), S
     let _ = std::fs::remove_file(path);
     let listener =
         UnixListener::bind(path).map_err(|e| format!("listen on {}: {e}", path.display()))?;
+    // Only root (the agent's user) may pause or hurry updates, whatever the umask.
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|e| format!("restrict {}: {e}", path.display()))?;
     std::thread::Builder::new()
         .name("agent-control".into())
         .spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut line = String::new();
-                let _ = BufReader::new((&stream).take(256)).read_line(&mut line);
-                let command = line.trim().to_string();
+                let command = read_command(&mut stream);
                 let known = matches!(command.as_str(), "pause" | "resume" | "update-now");
                 let _ = stream.write_all(if known { b"ok\n" } else { b"unknown command\n" });
                 if known && commands.send(command).is_err() {
@@ -393,6 +393,30 @@ fn control_listener(path: &Path, commands: mpsc::Sender<String>) -> Result<(), S
     Ok(())
 }
 
+/// One line of at most 256 bytes, read within 5 seconds in all (a slow client cannot hold
+/// the control thread).
+fn read_command(stream: &mut UnixStream) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut line = Vec::new();
+    let mut chunk = [0u8; 64];
+    while line.len() < 256 && !line.contains(&b'\n') {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => line.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let end = line
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(line.len())
+        .min(256);
+    String::from_utf8_lossy(&line[..end]).trim().to_string()
+}
+
 /// Sends one control command to a running agent; its answer.
 pub fn send_command(run_dir: &Path, command: &str) -> Result<String, String> {
     let path = run_dir.join("control.sock");
@@ -402,6 +426,8 @@ pub fn send_command(run_dir: &Path, command: &str) -> Result<String, String> {
             path.display()
         )
     })?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
     stream
         .write_all(format!("{command}\n").as_bytes())
         .map_err(|e| e.to_string())?;

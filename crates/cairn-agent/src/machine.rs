@@ -190,6 +190,7 @@ impl Agent {
     /// Stop checking for and applying updates until [`Agent::resume`] (tracker #947).
     pub fn pause(&mut self) {
         self.paused = true;
+        self.update_now = false;
     }
 
     pub fn resume(&mut self) {
@@ -352,6 +353,14 @@ impl Agent {
             self.next_poll = self.next_poll_after(now);
         }
         let State::Staged { release } = self.state.clone() else {
+            // An operator's update-now is for an update offered now, not for one days later
+            // that would then skip its maintenance window.
+            if self.update_now {
+                events.push(info(
+                    "update-now: no update is offered; nothing to do".into(),
+                ));
+                self.update_now = false;
+            }
             self.waiting = Some("no update offered".into());
             return Ok(self.next_poll);
         };
@@ -402,6 +411,28 @@ impl Agent {
         }
         self.skipped = choice.skipped.clone();
         let Some(target) = choice.target else {
+            // A staged update the graph no longer offers (now a dead end, recorded bad, past
+            // the cap, its edge removed) must not be rebooted into: withdraw it.
+            if let (State::Staged { release }, false) = (&self.state, choice.booted_unknown) {
+                let withdrawn = release.clone();
+                let why = choice
+                    .skipped
+                    .iter()
+                    .find(|(skipped, _)| *skipped == withdrawn)
+                    .map_or(
+                        "the update graph no longer offers it".to_string(),
+                        |(_, why)| why.clone(),
+                    );
+                ports
+                    .sysroot
+                    .unstage()
+                    .map_err(|e| format!("remove the staged {}: {e}", withdrawn.version))?;
+                self.state = State::Steady;
+                events.push(Event {
+                    level: Level::Warn,
+                    message: format!("withdrew the staged {}: {why}", withdrawn.version),
+                });
+            }
             return Ok(());
         };
         match &self.state {

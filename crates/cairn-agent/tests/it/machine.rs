@@ -596,3 +596,37 @@ fn a_year_of_releases_reboots_only_inside_the_windows() {
     // Several releases waited in a window's queue and were replaced by newer ones.
     assert!(world.said("replaces the staged"));
 }
+
+/// An operator's update-now while nothing is offered does not linger: an update offered days
+/// later still waits for its window.
+#[test]
+fn update_now_with_nothing_offered_does_not_linger() {
+    let mut world = World::new(Strategy::Periodic(windows(&["Sat"], "02:00", 60)), 1, 1);
+    world.step(MONDAY);
+    world.agent.update_now();
+    world.step(MONDAY + 1);
+    assert!(world.said("update-now: no update is offered"));
+    world.graph.answer = Ok(graph(2, &[]));
+    world.run_until(MONDAY + 2, MONDAY + 86_400 + 12 * 3600);
+    assert_eq!(
+        world.sysroot.log,
+        ["stage 2"],
+        "staged, not rebooted outside the window"
+    );
+}
+
+/// A staged update that the graph withdraws (here: marked a dead end) is unstaged, never
+/// rebooted into.
+#[test]
+fn a_withdrawn_staged_update_is_unstaged() {
+    let mut world = World::new(Strategy::Periodic(windows(&["Sat"], "22:00", 60)), 1, 2);
+    world.step(MONDAY);
+    world.step(MONDAY + 1);
+    assert_eq!(world.sysroot.log, ["stage 2"]);
+    world.graph.answer = Ok(graph(2, &[(2, keys::DEADEND, "true")]));
+    world.run_until(MONDAY + 2, MONDAY + 7 * 86_400);
+    assert_eq!(world.sysroot.log, ["stage 2", "unstage"]);
+    assert!(world.said("withdrew the staged 2: it is a dead end"));
+    assert!(world.sysroot.reboots.is_empty());
+    assert_eq!(world.agent.state(), &State::Steady);
+}
