@@ -228,7 +228,7 @@ pub fn run(args: LockArgs) -> Result<i32> {
         } => serve(listen, config.as_deref(), &data_dir),
         Verb::Status { admin, json } => {
             let report: GroupsReport =
-                serde_json::from_slice(&admin.call(reqwest::Method::GET, "groups", None)?)
+                serde_json::from_slice(&admin.call(reqwest::Method::GET, &["groups"], None)?)
                     .context("the admin API's answer")?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -238,7 +238,7 @@ pub fn run(args: LockArgs) -> Result<i32> {
             Ok(0)
         }
         Verb::Release { admin, group, id } => {
-            let path = format!("groups/{group}/holders/{id}");
+            let path = ["groups", group.as_str(), "holders", id.as_str()];
             let answer: serde_json::Value =
                 serde_json::from_slice(&admin.call(reqwest::Method::DELETE, &path, None)?)?;
             if answer["released"] == true {
@@ -261,7 +261,7 @@ pub fn run(args: LockArgs) -> Result<i32> {
                     })?),
                 };
             let body = serde_json::json!({ "slots": slots });
-            let path = format!("groups/{group}/slots");
+            let path = ["groups", group.as_str(), "slots"];
             let report: GroupReport =
                 serde_json::from_slice(&admin.call(reqwest::Method::PUT, &path, Some(body))?)?;
             print!("{}", describe(&[report], now()));
@@ -341,7 +341,7 @@ impl Admin {
     fn call(
         &self,
         method: reqwest::Method,
-        path: &str,
+        segments: &[&str],
         body: Option<serde_json::Value>,
     ) -> Result<Vec<u8>> {
         let token = match (&self.token, &self.token_file) {
@@ -356,7 +356,15 @@ impl Admin {
                 )
             }
         };
-        let url = format!("{}/v1/admin/{path}", self.url.trim_end_matches('/'));
+        // Each segment is percent-encoded: an id with `#`, `?` or `/` names that id, not another.
+        let mut url =
+            reqwest::Url::parse(&self.url).with_context(|| format!("--url {:?}", self.url))?;
+        url.path_segments_mut()
+            .map_err(|()| anyhow::anyhow!("--url {:?} cannot have a path", self.url))?
+            .pop_if_empty()
+            .extend(["v1", "admin"])
+            .extend(segments);
+        let url = url.to_string();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;

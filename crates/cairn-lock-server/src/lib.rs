@@ -305,12 +305,18 @@ async fn pre_reboot<S: Store + 'static>(
     let mut outcome = service.submit(&client.group, lock(&client)).await;
     if matches!(outcome, Ok(Outcome::Lock(LockOutcome::Full { .. }))) {
         // A silent holder past its lease gives way now rather than at the next sweep.
-        match service.release_expired(&client.group, now()).await {
-            Ok(expired) if !expired.is_empty() => {
-                outcome = service.submit(&client.group, lock(&client)).await
+        let leased = service
+            .settings
+            .groups
+            .get(client.group.as_str())
+            .is_some_and(|group| group.lease.is_some());
+        if leased {
+            // Ask again whatever the sweep reports: a retried write to etcd may have freed
+            // slots while reporting none.
+            match service.release_expired(&client.group, now()).await {
+                Ok(_) => outcome = service.submit(&client.group, lock(&client)).await,
+                Err(e) => outcome = Err(e),
             }
-            Ok(_) => {}
-            Err(e) => outcome = Err(e),
         }
     }
     match outcome {

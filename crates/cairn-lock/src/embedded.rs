@@ -150,9 +150,13 @@ impl EmbeddedStore {
             // The tail of a write cut short by a crash: never acknowledged, so never lost.
             journal
                 .set_len(complete as u64)
-                .and_then(|()| journal.sync_all())
                 .map_err(io_error("cut the unfinished last record of", &journal_path))?;
         }
+        // What was read may be in the page cache only (the previous process died between its
+        // write and its sync): make it durable before answering anyone from it.
+        journal
+            .sync_all()
+            .map_err(io_error("sync", &journal_path))?;
         // The journal's directory entry must be durable before the first acknowledged write.
         sync_dir(dir)?;
 

@@ -195,6 +195,10 @@ fn lock_status_release_and_slots_through_the_admin_api() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("needs a token"), "{}", stderr(&out));
 
+    // An id with URL syntax in it names that id: releasing "node-a#x" does not free node-a.
+    let out = admin(&["release", "workers", "node-a#x"], Some("s3cret"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("node-a#x held no reboot slot"));
     let out = admin(&["release", "workers", "node-a"], Some("s3cret"));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("freed the reboot slot node-a"));
