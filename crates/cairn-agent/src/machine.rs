@@ -6,6 +6,7 @@
 //!  Starting ──(steady-state reported, booted release read)──▶ Steady
 //!  Steady ──(poll: an update is offered)──▶ Staged        (staged with locked finalization)
 //!  Staged ──(poll: a newer one is offered)──▶ Staged      (the waiting update is replaced)
+//!  Staged ──(poll: it is no longer offered)──▶ Steady    (unstaged, never rebooted into)
 //!  Staged ──(the strategy permits: now / window open / slot granted)──▶ Rebooting
 //!  Rebooting ──(the machine reboots: a new process starts)──▶ Starting
 //!  Rebooting ──(still running after the reboot command)──▶ Rebooting (retried, reported)
