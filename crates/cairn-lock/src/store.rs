@@ -224,33 +224,6 @@ impl<S: Store + ?Sized> Store for &S {
     }
 }
 
-impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
-    fn get(&self, group: &GroupName) -> Result<Versioned, StoreError> {
-        (**self).get(group)
-    }
-
-    fn compare_and_swap(
-        &self,
-        group: &GroupName,
-        expected_version: u64,
-        new: &GroupState,
-    ) -> Result<Option<u64>, StoreError> {
-        (**self).compare_and_swap(group, expected_version, new)
-    }
-
-    fn groups(&self) -> Result<Vec<GroupName>, StoreError> {
-        (**self).groups()
-    }
-
-    fn durability(&self, group: &GroupName, version: u64) -> Result<Durability, StoreError> {
-        (**self).durability(group, version)
-    }
-
-    fn may_block(&self) -> bool {
-        (**self).may_block()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
