@@ -107,6 +107,7 @@ impl Daemon {
             paths.root.clone(),
             paths.boot.clone(),
             config.agent.reboot_command.clone(),
+            config.updates.allow_downgrade,
         );
         let booted = deployments.booted()?;
         let stream = match &config.agent.stream {

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use cairn_store::pull::{pull, PullOptions};
+use cairn_store::pull::PullOptions;
 use cairn_store::Checksum;
-use cairn_sysroot::deploy::{self, DeployOptions, FinalizeOutcome};
+use cairn_sysroot::deploy::{self, DeployOptions, FinalizeOutcome, UpgradeOptions, UpgradeOutcome};
 use cairn_sysroot::sysroot::BootSource;
 
 use crate::machine::Sysroot;
@@ -20,21 +20,25 @@ pub struct Deployments {
     root: PathBuf,
     boot: Option<BootSource>,
     reboot_command: Vec<String>,
+    allow_downgrade: bool,
     pull_timeout: Duration,
 }
 
 impl Deployments {
     /// `root` is `/` on a machine; `boot` overrides where the booted deployment is read from
-    /// (tests, simulations); `reboot_command` is `agent.reboot_command`.
+    /// (tests, simulations); `reboot_command` is `agent.reboot_command`; `allow_downgrade` is
+    /// `updates.allow_downgrade`.
     pub fn new(
         root: PathBuf,
         boot: Option<BootSource>,
         reboot_command: Vec<String>,
+        allow_downgrade: bool,
     ) -> Deployments {
         Deployments {
             root,
             boot,
             reboot_command,
+            allow_downgrade,
             pull_timeout: Duration::from_secs(120),
         }
     }
@@ -100,8 +104,10 @@ impl Sysroot for Deployments {
             .collect())
     }
 
-    /// Pulls the release's commit on the booted deployment's origin (`remote:branch`) and
-    /// stages it with finalization locked, keeping the origin so later updates follow it.
+    /// Stages the release's commit with finalization locked, keeping the booted deployment's
+    /// origin so later updates follow it. With a remote origin (`remote:branch`) this is the
+    /// sysroot's own upgrade, pulling the graph's exact commit instead of the branch's head
+    /// (and so with its checks: signatures, bad commits, downgrades).
     fn stage(&mut self, release: &Release) -> Result<(), String> {
         let commit = checksum(release)?;
         let sysroot = self.open()?;
@@ -114,40 +120,49 @@ impl Sysroot for Deployments {
             .refspec()
             .map(str::to_owned)
             .ok_or_else(|| format!("the booted deployment {} has no origin", booted.dir_name()))?;
-        if let Some((remote_name, branch)) = refspec.split_once(':') {
-            let remote = sysroot
-                .repo()
-                .remote(remote_name)
-                .map_err(|e| format!("remote {remote_name}: {e}"))?;
-            let options = PullOptions {
-                refs: vec![branch.to_owned()],
-                override_commit: Some(commit),
-                timeout: self.pull_timeout,
-                progress: false,
-                ..PullOptions::default()
+        let staged = if refspec.contains(':') {
+            let options = UpgradeOptions {
+                stateroot: Some(booted.stateroot.clone()),
+                allow_downgrade: self.allow_downgrade,
+                stage: true,
+                lock_finalization: true,
+                pull: PullOptions {
+                    override_commit: Some(commit),
+                    timeout: self.pull_timeout,
+                    progress: false,
+                    ..PullOptions::default()
+                },
+                ..UpgradeOptions::default()
             };
-            pull(sysroot.repo(), &remote, &options)
-                .map_err(|e| format!("pull {commit} from {remote_name} ({}): {e}", remote.url))?;
-        } else if !sysroot
-            .repo()
-            .has_object(&commit, cairn_store::ObjectType::Commit)
-        {
-            return Err(format!(
-                "the origin {refspec:?} names no remote, and {commit} is not in the repository"
-            ));
-        }
-        deploy::deploy(
-            &sysroot,
-            &commit.to_string(),
-            &DeployOptions {
+            match deploy::upgrade(&sysroot, &options).map_err(|e| format!("stage {commit}: {e}"))? {
+                UpgradeOutcome::Deployed(deployed) => deployed.deployment.checksum,
+                UpgradeOutcome::NoUpdate(current) => current,
+            }
+        } else {
+            // A local ref: its head need not be the graph's choice, so deploy the commit itself.
+            if !sysroot
+                .repo()
+                .has_object(&commit, cairn_store::ObjectType::Commit)
+            {
+                return Err(format!(
+                    "the origin {refspec:?} names no remote, and {commit} is not in the repository"
+                ));
+            }
+            let options = DeployOptions {
                 stateroot: Some(booted.stateroot.clone()),
                 stage: true,
                 lock_finalization: true,
                 origin_refspec: Some(refspec),
                 ..DeployOptions::default()
-            },
-        )
-        .map_err(|e| format!("stage {commit}: {e}"))?;
+            };
+            deploy::deploy(&sysroot, &commit.to_string(), &options)
+                .map_err(|e| format!("stage {commit}: {e}"))?
+                .deployment
+                .checksum
+        };
+        if staged != commit {
+            return Err(format!("asked to stage {commit}, the sysroot has {staged}"));
+        }
         Ok(())
     }
 

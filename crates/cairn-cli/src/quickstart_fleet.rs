@@ -247,6 +247,7 @@ pub fn run(work: &Path, release: &Release<'_>, first: &Checksum, second: &Checks
                     boot_id: None,
                 }),
                 vec!["true".into()],
+                false,
             ),
             wake: t0,
             reboot_at: None,
