@@ -448,10 +448,8 @@ pub fn metrics_text(status: &Status) -> String {
         machine::State::Staged { .. } => "staged",
         machine::State::Rebooting { .. } => "rebooting",
     };
-    let gauge = |out: &mut String, name: &str, help: &str, value: String| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{value}\n"
-        ));
+    let gauge = |out: &mut String, name: &str, help: &str, sample: String| {
+        cairn_http::metric_family(out, name, "gauge", help, vec![sample])
     };
     gauge(
         &mut out,
