@@ -188,6 +188,21 @@ fn agent_errors_are_clear() {
 
 /// Serves a graph where every release after the first is rolled out to everyone.
 fn serve_graph(dir: &Path, releases: &[(&str, &str)]) -> cairn_graph_server::Background {
+    let rollouts: Vec<serde_json::Value> = releases[1..]
+        .iter()
+        .map(|(version, _)| {
+            serde_json::json!({"version": version, "metadata": {"rollout": {"start_epoch": 1_700_000_000, "start_percentage": 1.0}}})
+        })
+        .collect();
+    serve_graph_with(dir, releases, rollouts)
+}
+
+/// Serves a graph of `releases` with the updates metadata entries `updates`.
+fn serve_graph_with(
+    dir: &Path,
+    releases: &[(&str, &str)],
+    updates: Vec<serde_json::Value>,
+) -> cairn_graph_server::Background {
     let graph_dir = dir.join("graph");
     std::fs::create_dir_all(&graph_dir).unwrap();
     let index: Vec<serde_json::Value> = releases
@@ -195,12 +210,6 @@ fn serve_graph(dir: &Path, releases: &[(&str, &str)]) -> cairn_graph_server::Bac
         .map(|(version, checksum)| {
             serde_json::json!({"version": version, "metadata": format!("https://example.invalid/{version}"),
                 "commits": [{"architecture": std::env::consts::ARCH, "checksum": checksum}]})
-        })
-        .collect();
-    let rollouts: Vec<serde_json::Value> = releases[1..]
-        .iter()
-        .map(|(version, _)| {
-            serde_json::json!({"version": version, "metadata": {"rollout": {"start_epoch": 1_700_000_000, "start_percentage": 1.0}}})
         })
         .collect();
     let modified = serde_json::json!({"last-modified": "2026-01-01T00:00:00Z"});
@@ -212,7 +221,7 @@ fn serve_graph(dir: &Path, releases: &[(&str, &str)]) -> cairn_graph_server::Bac
     .unwrap();
     std::fs::write(
         graph_dir.join("updates-stable.json"),
-        serde_json::json!({"stream": "stable", "metadata": modified, "releases": rollouts})
+        serde_json::json!({"stream": "stable", "metadata": modified, "releases": updates})
             .to_string(),
     )
     .unwrap();
@@ -323,29 +332,12 @@ fn a_dead_end_is_announced_and_metrics_are_served_on_both_sockets() {
     sys.init("testos");
     let v1 = sys.release(dir, "1", "a");
     sys.deploy_and_boot();
-    let graph_dir = dir.join("graph");
-    std::fs::create_dir_all(&graph_dir).unwrap();
-    let modified = serde_json::json!({"last-modified": "2026-01-01T00:00:00Z"});
-    std::fs::write(
-        graph_dir.join("releases-stable.json"),
-        serde_json::json!({"stream": "stable", "metadata": modified, "releases": [
-            {"version": "1", "metadata": "https://example.invalid/1",
-             "commits": [{"architecture": std::env::consts::ARCH, "checksum": v1}]}]})
-        .to_string(),
-    )
-    .unwrap();
-    std::fs::write(
-        graph_dir.join("updates-stable.json"),
-        serde_json::json!({"stream": "stable", "metadata": modified, "releases": [
-            {"version": "1", "metadata": {"deadend": {"reason": "https://example.invalid/issue/42"}}}]})
-        .to_string(),
-    )
-    .unwrap();
-    let graph = cairn_graph_server::spawn(
-        cairn_graph_server::Settings::from_dir(&graph_dir, &["stable"], None),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .unwrap();
+    let graph = serve_graph_with(
+        dir,
+        &[("1", &v1)],
+        vec![serde_json::json!({"version": "1",
+            "metadata": {"deadend": {"reason": "https://example.invalid/issue/42"}}})],
+    );
     configure(dir, graph.addr);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
