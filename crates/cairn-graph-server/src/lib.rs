@@ -425,12 +425,7 @@ async fn status_handler(State(service): State<Arc<Service>>) -> Response {
 }
 
 async fn metrics_handler(State(service): State<Arc<Service>>) -> Response {
-    let mut response = Response::new(Body::from(service.metrics.render()));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
-    );
-    response
+    cairn_http::metrics_response(service.metrics.render())
 }
 
 async fn not_found() -> Response {

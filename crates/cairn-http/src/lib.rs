@@ -123,6 +123,16 @@ where
     })
 }
 
+/// A `200` answer carrying metrics in Prometheus' text format.
+pub fn metrics_response(text: String) -> Response {
+    let mut response = Response::new(Body::from(text));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
+}
+
 /// Appends one metric family in Prometheus' text format: its `HELP` and `TYPE` lines, then
 /// its samples (`name{labels} value` lines).
 pub fn metric_family(out: &mut String, name: &str, kind: &str, help: &str, samples: Vec<String>) {

@@ -381,12 +381,7 @@ async fn steady_state<S: Store + 'static>(
 
 async fn metrics_handler<S: Store + 'static>(State(service): State<Arc<Service<S>>>) -> Response {
     let groups = admin::group_reports(&service).await;
-    let mut response = Response::new(Body::from(service.metrics.render(&groups)));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
-    );
-    response
+    cairn_http::metrics_response(service.metrics.render(&groups))
 }
 
 async fn not_found() -> Response {
