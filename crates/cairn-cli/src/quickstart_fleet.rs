@@ -91,27 +91,20 @@ pub fn run(work: &Path, release: &Release<'_>, first: &Checksum, second: &Checks
         let sysroot = Sysroot::init_fs(&root)?;
         sysroot.os_init(release.stateroot)?;
         crate::quickstart::add_signed_origin(sysroot.repo(), &url, release.public)?;
+        cairn_store::pull::pull(
+            sysroot.repo(),
+            &sysroot.repo().remote("origin")?,
+            &cairn_store::pull::PullOptions {
+                refs: vec![release.branch.into()],
+                progress: false,
+                ..Default::default()
+            },
+        )?;
         let deployed = cairn_sysroot::deploy::deploy(
             &sysroot,
             &format!("origin:{}", release.branch),
             &Default::default(),
-        )
-        .or_else(|_| {
-            cairn_store::pull::pull(
-                sysroot.repo(),
-                &sysroot.repo().remote("origin")?,
-                &cairn_store::pull::PullOptions {
-                    refs: vec![release.branch.into()],
-                    progress: false,
-                    ..Default::default()
-                },
-            )?;
-            cairn_sysroot::deploy::deploy(
-                &sysroot,
-                &format!("origin:{}", release.branch),
-                &Default::default(),
-            )
-        })?;
+        )?;
         let etc_root = sysroot.deployment_path(&deployed.deployment);
         let config = provisioning_config(&name, n == 3);
         let provisioned = if rustix::process::geteuid().is_root() {
