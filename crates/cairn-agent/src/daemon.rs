@@ -263,7 +263,11 @@ impl Daemon {
             self.publish();
             let wait = Duration::from_secs((wake - unix_now()).clamp(0, 86_400) as u64);
             match inbox.recv_timeout(wait) {
-                Ok(command) => self.command(&command),
+                Ok((command, applied)) => {
+                    self.command(&command);
+                    self.publish();
+                    let _ = applied.send(());
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     return Err("the control socket stopped".into())
@@ -369,8 +373,17 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&temp, path)
 }
 
-/// Listens on `path` for one-line commands and forwards them.
-fn control_listener(path: &Path, commands: mpsc::Sender<String>) -> Result<(), String> {
+/// A command for the main loop, and where to say it was applied.
+type Command = (String, mpsc::Sender<()>);
+
+/// How long the control socket waits for the main loop (busy in a step: a pull, a graph
+/// request) to apply a command before answering `queued`.
+const APPLY_WAIT: Duration = Duration::from_secs(60);
+
+/// Listens on `path` for one-line commands and forwards them; answers `ok` once the command
+/// is applied (and a pause is on disk), `queued` if the agent is still busy after
+/// [`APPLY_WAIT`].
+fn control_listener(path: &Path, commands: mpsc::Sender<Command>) -> Result<(), String> {
     let _ = std::fs::remove_file(path);
     let listener =
         UnixListener::bind(path).map_err(|e| format!("listen on {}: {e}", path.display()))?;
@@ -383,11 +396,19 @@ fn control_listener(path: &Path, commands: mpsc::Sender<String>) -> Result<(), S
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
                 let command = read_command(&mut stream);
-                let known = matches!(command.as_str(), "pause" | "resume" | "update-now");
-                let _ = stream.write_all(if known { b"ok\n" } else { b"unknown command\n" });
-                if known && commands.send(command).is_err() {
+                if !matches!(command.as_str(), "pause" | "resume" | "update-now") {
+                    let _ = stream.write_all(b"unknown command\n");
+                    continue;
+                }
+                let (done, applied) = mpsc::channel();
+                if commands.send((command, done)).is_err() {
                     return;
                 }
+                let answer: &[u8] = match applied.recv_timeout(APPLY_WAIT) {
+                    Ok(()) => b"ok\n",
+                    Err(_) => b"queued\n",
+                };
+                let _ = stream.write_all(answer);
             }
         })
         .map_err(|e| e.to_string())?;
@@ -427,7 +448,7 @@ pub fn send_command(run_dir: &Path, command: &str) -> Result<String, String> {
             path.display()
         )
     })?;
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = stream.set_read_timeout(Some(APPLY_WAIT + Duration::from_secs(10)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
     stream
         .write_all(format!("{command}\n").as_bytes())

@@ -112,8 +112,13 @@ pub fn run(args: AgentArgs) -> Result<i32> {
                 _ => "resume",
             };
             let answer = send_command(&paths.run_dir, command).map_err(anyhow::Error::msg)?;
-            anyhow::ensure!(answer == "ok", "the agent answered {answer:?}");
-            println!("{command}: done");
+            match answer.as_str() {
+                "ok" => println!("{command}: done"),
+                "queued" => println!(
+                    "{command}: accepted; the agent is busy and applies it when its current step ends"
+                ),
+                other => anyhow::bail!("the agent answered {other:?}"),
+            }
             Ok(0)
         }
     }
